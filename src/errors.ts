@@ -1,0 +1,47 @@
+// One error class for everything rewind reports to a user or a caller: a stable `code` to match on,
+// and a message that names the volume, offset, sequence number or limit involved.
+
+export type RewindErrorCode =
+  | 'BAD_ARGUMENT'
+  | 'UNKNOWN_VOLUME'
+  | 'OUT_OF_RANGE'
+  | 'LIMIT_EXCEEDED'
+  | 'TARGET_OUT_OF_RANGE'
+  | 'CORRUPT'
+  | 'STORE_NOT_FOUND'
+  | 'STORE_EXISTS'
+  | 'STORE_LOCKED'
+  | 'READ_ONLY'
+  | 'CLOSED'
+  | 'IO';
+
+export class RewindError extends Error {
+  readonly code: RewindErrorCode;
+  /** Node-style errno the NBD layer maps to a protocol error (EINVAL, ENOSPC, EPERM, EIO). */
+  readonly errno: 'EINVAL' | 'ENOSPC' | 'EPERM' | 'EIO';
+
+  constructor(code: RewindErrorCode, message: string, errno?: RewindError['errno'], options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RewindError';
+    this.code = code;
+    this.errno = errno ?? (code === 'OUT_OF_RANGE' ? 'ENOSPC' : code === 'READ_ONLY' ? 'EPERM' : code === 'CORRUPT' || code === 'IO' ? 'EIO' : 'EINVAL');
+  }
+}
+
+export const badArgument = (what: string) => new RewindError('BAD_ARGUMENT', what);
+export const unknownVolume = (name: string, known: string[]) =>
+  new RewindError('UNKNOWN_VOLUME', `unknown volume "${name}" (volumes: ${known.join(', ') || 'none'})`);
+export const outOfRange = (volume: string, offset: number, length: number, size: number) =>
+  new RewindError('OUT_OF_RANGE', `volume "${volume}": range ${offset}+${length} ends past the volume size ${size}`);
+export const limitExceeded = (what: string, value: number, limit: number) =>
+  new RewindError('LIMIT_EXCEEDED', `${what} ${value} exceeds the limit ${limit}`);
+export const targetOutOfRange = (what: string) => new RewindError('TARGET_OUT_OF_RANGE', what);
+export const corrupt = (file: string, position: number, what: string) =>
+  new RewindError('CORRUPT', `${file} at byte ${position}: ${what}`);
+export const readOnly = (what: string) => new RewindError('READ_ONLY', what);
+export const closed = (what: string) => new RewindError('CLOSED', `${what} is closed`);
+
+/** An invariant that must hold; failing means a bug in rewind, never bad input. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`rewind invariant violated: ${message}`);
+}

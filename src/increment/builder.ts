@@ -1,0 +1,249 @@
+// The increment builder: turns one closed window into a pack. For every volume it finds the changed
+// blocks, reads their old contents from the replica (which stands at the end of the previous
+// window), hands chunks of blocks to the kernel pool to coalesce the window's writes into new
+// blocks, XOR-encode the backward increment and zero-run-encode the forward one, and writes the
+// sections to a temporary pack that is synced and renamed into place.
+import { crc32c, putU64 } from '../binary.js';
+import { assert, corrupt } from '../errors.js';
+import type { JournalReader, RecordRef } from '../journal/reader.js';
+import { RECORD_HEADER_BYTES } from '../journal/record.js';
+import type { Storage } from '../storage/storage.js';
+import type { VolumeSet } from '../volumes/volume-set.js';
+import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packName, SECTION_HEADER_BYTES, sectionBodyBytes, type PackHeader } from './pack.js';
+import type { KernelPool, Slot } from './pool.js';
+import type { BuildResult } from './tasks.js';
+import { joinPath } from '../storage/storage.js';
+
+export interface ClosedWindow {
+  id: number;
+  firstSeq: number;
+  lastSeq: number;
+  t1: number;
+  t2: number;
+  bytes: number;
+  records: RecordRef[];
+}
+
+/** Where one section of a pack lies, enough to apply it or read it back. */
+export interface SectionPlacement {
+  volume: number;
+  blocks: number[];
+  bodyPos: number;
+  bodyBytes: number;
+  fwdBytes: number;
+  bwdBytes: number;
+}
+
+export interface BuiltPack {
+  name: string;
+  path: string;
+  header: PackHeader;
+  headerCrc: number;
+  sections: SectionPlacement[];
+  bytes: number;
+}
+
+export interface BuilderContext {
+  storage: Storage;
+  dir: string;
+  blockSize: number;
+  volumes: VolumeSet;
+  journal: JournalReader;
+  pool: KernelPool;
+}
+
+export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<BuiltPack> {
+  const { pool, blockSize: B } = ctx;
+  assert(w.records.length > 0 && w.records[0].seq === w.firstSeq && w.records[w.records.length - 1].seq === w.lastSeq, `window ${w.id} holds seqs ${w.firstSeq}..${w.lastSeq}`);
+  const src = loadWindowRecords(ctx, w);
+
+  const name = packName(w.firstSeq, w.lastSeq);
+  const path = joinPath(ctx.dir, name);
+  const tmpPath = `${path}.tmp`;
+  const file = ctx.storage.open(tmpPath, 'create');
+  file.truncate(0);
+  let filePos = PACK_HEADER_BYTES;
+  const sections: SectionPlacement[] = [];
+  let fwdTotal = 0;
+  let bwdTotal = 0;
+  let changed = 0;
+  try {
+    const jobs: Promise<void>[] = [];
+    for (const volume of ctx.volumes.volumes) {
+      const recs = w.records.filter((r) => r.volume === volume.index);
+      if (recs.length === 0) continue;
+      const blocks = changedBlocks(recs, B);
+      changed += blocks.length;
+      const M = pool.slots[0].blocksMax;
+      const chunkCount = Math.ceil(blocks.length / M);
+      const frags: number[][] = Array.from({ length: chunkCount }, () => []);
+      for (let r = 0; r < recs.length; r++) {
+        const rec = recs[r];
+        const b0 = Math.floor(rec.offset / B);
+        const g0 = lowerIndex(blocks, b0);
+        const g1 = g0 + Math.floor((rec.offset + rec.length - 1) / B) - b0;
+        for (let c = Math.floor(g0 / M); c <= Math.floor(g1 / M); c++) frags[c].push(r);
+      }
+      for (let c = 0; c < chunkCount; c++) {
+        const chunkBlocks = blocks.slice(c * M, (c + 1) * M);
+        const slot = await pool.acquire();
+        const job = buildChunk(ctx, slot, volume.index, chunkBlocks, c * M, blocks, frags[c].map((r) => recs[r]), src)
+          .then((res) => {
+            const bodyBytes = sectionBodyBytes(chunkBlocks.length, res.fwdBytes, res.bwdBytes);
+            const header = encodeSectionHeader(volume.index, chunkBlocks.length, res.fwdBytes, res.bwdBytes, res.bodyCrc);
+            file.writev([header, pool.buffer(slot.out, bodyBytes)], filePos);
+            sections.push({ volume: volume.index, blocks: chunkBlocks, bodyPos: filePos + SECTION_HEADER_BYTES, bodyBytes, fwdBytes: res.fwdBytes, bwdBytes: res.bwdBytes });
+            filePos += SECTION_HEADER_BYTES + bodyBytes;
+            fwdTotal += res.fwdBytes;
+            bwdTotal += res.bwdBytes;
+          })
+          .finally(() => pool.release(slot));
+        jobs.push(job);
+      }
+    }
+    await settleAll(jobs);
+    const header: PackHeader = {
+      firstSeq: w.firstSeq, lastSeq: w.lastSeq, t1: w.t1, t2: w.t2, blockSize: B, sections: sections.length,
+      writes: w.records.length, bytesWritten: w.bytes, changedBlocks: changed, fwdBytes: fwdTotal, bwdBytes: bwdTotal,
+    };
+    const headerBuf = encodePackHeader(header);
+    file.write(headerBuf, 0);
+    await file.sync();
+    file.close();
+    ctx.storage.rename(tmpPath, path);
+    await ctx.storage.syncDir(ctx.dir);
+    return { name, path, header, headerCrc: headerBuf.readUInt32LE(92), sections, bytes: filePos };
+  } catch (err) {
+    file.close();
+    ctx.storage.remove(tmpPath);
+    throw err;
+  }
+}
+
+/** Waits for every job; rethrows the first failure only after all have settled (slots are shared). */
+async function settleAll(jobs: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(jobs);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+/** Pointer to each record's payload in the journal region. */
+type PayloadMap = Map<number, number>;
+
+/** Reads the window's records (contiguous per journal segment) into the pool's journal region and checks every payload. */
+function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): PayloadMap {
+  const { pool } = ctx;
+  const region = pool.journalRegion;
+  const mem = pool.bytes();
+  const map: PayloadMap = new Map();
+  let cursor = 0;
+  let i = 0;
+  while (i < w.records.length) {
+    let j = i;
+    while (j + 1 < w.records.length && w.records[j + 1].segment === w.records[i].segment) j++;
+    const first = w.records[i];
+    const last = w.records[j];
+    const start = first.position;
+    const end = last.position + RECORD_HEADER_BYTES + last.length;
+    assert(cursor + end - start <= region.bytes, `window ${w.id} fits the journal region (${end - start} bytes)`);
+    const n = ctx.journal.file(first.segment).read(mem, start, region.ptr + cursor, end - start);
+    if (n !== end - start) throw corrupt(`journal segment ${first.segment}`, start, `window ${w.id} records are cut short`);
+    for (let k = i; k <= j; k++) {
+      const r = w.records[k];
+      const ptr = region.ptr + cursor + (r.position - start) + RECORD_HEADER_BYTES;
+      if (crc32c(pool.buffer(ptr, r.length)) !== r.payloadCrc) {
+        throw corrupt(`journal segment ${r.segment}`, r.position, `payload of seq ${r.seq} does not match its checksum`);
+      }
+      map.set(r.seq, ptr);
+    }
+    cursor += end - start;
+    i = j + 1;
+  }
+  return map;
+}
+
+/** Sorted, distinct block numbers touched by the records. */
+export function changedBlocks(recs: RecordRef[], B: number): number[] {
+  let count = 0;
+  for (const r of recs) count += Math.floor((r.offset + r.length - 1) / B) - Math.floor(r.offset / B) + 1;
+  const all = new Float64Array(count);
+  let n = 0;
+  for (const r of recs) {
+    const last = Math.floor((r.offset + r.length - 1) / B);
+    for (let b = Math.floor(r.offset / B); b <= last; b++) all[n++] = b;
+  }
+  all.sort();
+  const out: number[] = [];
+  for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) out.push(all[i]);
+  return out;
+}
+
+/** Index of `block` in the sorted array (it must be there). */
+function lowerIndex(sorted: number[], block: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < block) lo = mid + 1;
+    else hi = mid;
+  }
+  assert(sorted[lo] === block, `block ${block} is among the changed blocks`);
+  return lo;
+}
+
+/** Reads consecutive runs of blocks from a file into consecutive block slots at `dst`. */
+export function forEachRun(blocks: number[], fn: (firstIndex: number, firstBlock: number, count: number) => void): void {
+  let i = 0;
+  while (i < blocks.length) {
+    let j = i;
+    while (j + 1 < blocks.length && blocks[j + 1] === blocks[j] + 1) j++;
+    fn(i, blocks[i], j - i + 1);
+    i = j + 1;
+  }
+}
+
+async function buildChunk(
+  ctx: BuilderContext, slot: Slot, volume: number, chunkBlocks: number[], chunkStart: number,
+  allBlocks: number[], recs: RecordRef[], src: PayloadMap,
+): Promise<BuildResult> {
+  const { pool, blockSize: B } = ctx;
+  const n = chunkBlocks.length;
+  const mem = pool.bytes();
+  const replica = ctx.volumes.byIndex(volume).replica;
+  // Old contents, from the replica as it stands after the previous window.
+  forEachRun(chunkBlocks, (i, block, count) => {
+    const got = replica.read(mem, block * B, slot.oldBlocks + i * B, count * B);
+    if (got !== count * B) mem.fill(0, slot.oldBlocks + i * B + got, slot.oldBlocks + (i + count) * B);
+  });
+  // Fragment table: new = old, then every write clipped to this chunk, in sequence order.
+  const table = pool.buffer(slot.table, slot.tableEntries * 12);
+  let count = 0;
+  const push = (dst: number, from: number, len: number) => {
+    table.writeUInt32LE(dst, count * 12);
+    table.writeUInt32LE(from, count * 12 + 4);
+    table.writeUInt32LE(len, count * 12 + 8);
+    count++;
+  };
+  push(slot.newBlocks, slot.oldBlocks, n * B);
+  const lo = chunkBlocks[0] * B;
+  for (const r of recs) {
+    const g0 = lowerIndex(allBlocks, Math.floor(r.offset / B));
+    // Blocks of one write are consecutive among the changed blocks: map the write's byte range into the chunk.
+    const startIndex = Math.max(g0, chunkStart);
+    const endIndex = Math.min(g0 + Math.floor((r.offset + r.length - 1) / B) - Math.floor(r.offset / B), chunkStart + n - 1);
+    const byteFrom = Math.max(r.offset, allBlocks[startIndex] * B);
+    const byteTo = Math.min(r.offset + r.length, (allBlocks[endIndex] + 1) * B);
+    if (byteTo <= byteFrom) continue;
+    const dst = slot.newBlocks + (startIndex - chunkStart) * B + (byteFrom - allBlocks[startIndex] * B);
+    push(dst, src.get(r.seq)! + (byteFrom - r.offset), byteTo - byteFrom);
+    if (count === slot.tableEntries) {
+      await pool.run({ kind: 'coalesce', table: slot.table, count });
+      count = 0;
+    }
+  }
+  void lo;
+  // Block numbers lead the section body.
+  const body = pool.buffer(slot.out, 8 * n);
+  for (let i = 0; i < n; i++) putU64(body, 8 * i, chunkBlocks[i]);
+  return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out })) as BuildResult;
+}

@@ -1,0 +1,40 @@
+// Messages between the scheduler and the kernel pool's workers. All pointers are byte offsets into
+// the one shared memory; a task carries only these numbers.
+
+export interface CoalesceTask {
+  kind: 'coalesce';
+  /** Fragment table: `count` entries of u32 (dst, src, len), applied in order. */
+  table: number;
+  count: number;
+}
+
+export interface BuildTask {
+  kind: 'build';
+  table: number;
+  count: number;
+  blockCount: number;
+  blockSize: number;
+  oldBlocks: number;
+  newBlocks: number;
+  /** Section body: block numbers already written here by the scheduler; the worker appends the rest. */
+  out: number;
+}
+
+export interface DecodeTask {
+  kind: 'decode';
+  enc: number;
+  encLen: number;
+  offsets: number;
+  blockCount: number;
+  dst: number;
+  blockSize: number;
+  xorMode: 0 | 1;
+}
+
+export type PoolTask = CoalesceTask | BuildTask | DecodeTask;
+
+export interface BuildResult {
+  fwdBytes: number;
+  bwdBytes: number;
+  bodyCrc: number;
+}

@@ -1,0 +1,218 @@
+// The journal writer: appends one record per write, in sequence order, to the open segment; seals
+// segments at the size limit; makes everything appended durable with group commit (one fsync
+// answers every flush that was waiting). On open it finds the end of the journal and cuts off a
+// record torn by a crash.
+import { crc32c } from '../binary.js';
+import { assert, corrupt, RewindError } from '../errors.js';
+import { joinPath, type Storage, type StorageFile } from '../storage/storage.js';
+import { JournalReader, type RecordRef } from './reader.js';
+import { encodeRecordHeader, encodeSegmentHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './record.js';
+import { listSegments, openSegmentName, sealedSegmentName } from './segments.js';
+
+export interface JournalOptions {
+  segmentBytesMax: number;
+  /** Told about a torn tail that recovery cut off. */
+  onWarning?: (message: string) => void;
+}
+
+interface Waiter {
+  seq: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export class Journal {
+  readonly reader: JournalReader;
+  private file!: StorageFile;
+  private segmentFirstSeq = 1;
+  private position = SEGMENT_HEADER_BYTES;
+  private _lastSeq = 0;
+  private _lastTime = 0;
+  private durableSeq = 0;
+  private readonly header = Buffer.alloc(RECORD_HEADER_BYTES);
+  /** Files written since their last sync (sealed segments wait here until synced, then close). */
+  private readonly unsynced = new Set<StorageFile>();
+  private dirDirty = false;
+  private waiters: Waiter[] = [];
+  private syncing = false;
+  private failure: Error | null = null;
+
+  private constructor(private readonly storage: Storage, readonly dir: string, private readonly opts: JournalOptions) {
+    this.reader = new JournalReader(storage, dir);
+  }
+
+  get lastSeq(): number { return this._lastSeq; }
+  get lastTime(): number { return this._lastTime; }
+  /** Highest sequence number known durable. */
+  get syncedSeq(): number { return this.durableSeq; }
+
+  /**
+   * Opens (creating when empty) the journal in `dir`. `scanFrom` is a record position known good
+   * (from the transaction index), so recovery reads only the tail.
+   */
+  static async open(storage: Storage, dir: string, opts: JournalOptions, scanFrom?: { segment: number; position: number }, onRecord?: (ref: RecordRef) => void): Promise<Journal> {
+    storage.mkdirp(dir);
+    const j = new Journal(storage, dir, opts);
+    await j.recover(scanFrom, onRecord);
+    return j;
+  }
+
+  private async recover(scanFrom: { segment: number; position: number } | undefined, onRecord?: (ref: RecordRef) => void): Promise<void> {
+    let segs = listSegments(this.storage, this.dir);
+    // A segment left "-open" that is not the newest was sealed but its rename was lost in a crash.
+    for (const s of segs.slice(0, -1)) {
+      if (s.lastSeq === null) throw corrupt(s.path, 0, 'an open journal segment that is not the newest');
+    }
+    if (segs.length === 0) {
+      this.createSegment(1, 0);
+      await this.storage.syncDir(this.dir);
+      return;
+    }
+    const newest = segs[segs.length - 1];
+    let lastRef: RecordRef | null = null;
+    const start = scanFrom && segs.some((s) => s.firstSeq === scanFrom.segment) ? scanFrom : { segment: newest.firstSeq, position: SEGMENT_HEADER_BYTES };
+    const stop = this.reader.scan({
+      start,
+      verifyPayload: true,
+      onRecord: (ref) => {
+        lastRef = ref;
+        onRecord?.(ref);
+      },
+    });
+    this.reader.closeFiles();
+    if (stop.kind === 'damaged') {
+      throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
+    }
+    segs = listSegments(this.storage, this.dir);
+    const tail = segs[segs.length - 1];
+    const tailEnd = stop.kind === 'torn' ? stop.position : stop.position;
+    const last: RecordRef | null = lastRef;
+    if (tail.lastSeq !== null) {
+      // The newest segment is sealed: start a fresh open one after it.
+      this._lastSeq = tail.lastSeq;
+      this._lastTime = last ? (last as RecordRef).time : 0;
+      this.durableSeq = this._lastSeq;
+      this.createSegment(tail.lastSeq + 1, this._lastTime);
+      await this.storage.syncDir(this.dir);
+      return;
+    }
+    this.file = this.storage.open(tail.path, 'write');
+    this.segmentFirstSeq = tail.firstSeq;
+    if (stop.kind === 'torn') {
+      const size = this.file.size();
+      if (stop.position < SEGMENT_HEADER_BYTES) {
+        this.file.truncate(0);
+        this.file.write(encodeSegmentHeader(tail.firstSeq, 0), 0);
+      } else {
+        this.file.truncate(stop.position);
+      }
+      await this.file.sync();
+      this.opts.onWarning?.(`journal: cut off an incomplete record at ${tail.name} byte ${stop.position} (${size - stop.position} bytes: ${stop.reason})`);
+    }
+    this.position = Math.max(tailEnd, SEGMENT_HEADER_BYTES);
+    if (last) {
+      this._lastSeq = (last as RecordRef).seq;
+      this._lastTime = (last as RecordRef).time;
+    } else {
+      this._lastSeq = tail.firstSeq - 1;
+    }
+    this.durableSeq = this._lastSeq;
+  }
+
+  private createSegment(firstSeq: number, time: number): void {
+    const path = joinPath(this.dir, openSegmentName(firstSeq));
+    this.file = this.storage.open(path, 'create');
+    this.file.truncate(0);
+    this.file.write(encodeSegmentHeader(firstSeq, time), 0);
+    this.segmentFirstSeq = firstSeq;
+    this.position = SEGMENT_HEADER_BYTES;
+    this.unsynced.add(this.file);
+    this.dirDirty = true;
+  }
+
+  /** Seals the open segment (rename to its sequence range) and starts the next one. */
+  private rotate(time: number): void {
+    assert(this._lastSeq >= this.segmentFirstSeq, 'a segment is sealed only when it holds a record');
+    const from = joinPath(this.dir, openSegmentName(this.segmentFirstSeq));
+    this.storage.rename(from, joinPath(this.dir, sealedSegmentName(this.segmentFirstSeq, this._lastSeq)));
+    this.unsynced.add(this.file); // closed after its sync
+    this.createSegment(this._lastSeq + 1, time);
+  }
+
+  /**
+   * Appends one record. The bytes are in the file (page cache) when this returns; `flush()` makes
+   * them durable. On a failed write nothing is consumed: the sequence number is reused.
+   */
+  append(volume: number, offset: number, data: Uint8Array, time: number): RecordRef {
+    if (this.failure) throw this.failure;
+    if (this.position + RECORD_HEADER_BYTES + data.byteLength > this.opts.segmentBytesMax && this._lastSeq >= this.segmentFirstSeq) {
+      this.rotate(time);
+    }
+    const seq = this._lastSeq + 1;
+    const t = Math.max(time, this._lastTime);
+    const ref: RecordRef = {
+      seq, time: t, volume, offset, length: data.byteLength,
+      payloadCrc: crc32c(data),
+      segment: this.segmentFirstSeq, position: this.position,
+    };
+    encodeRecordHeader(this.header, ref);
+    this.file.writev([this.header, data], this.position);
+    this.unsynced.add(this.file);
+    this.position += RECORD_HEADER_BYTES + data.byteLength;
+    this._lastSeq = seq;
+    this._lastTime = t;
+    return ref;
+  }
+
+  /** Resolves once every record appended before the call is durable. */
+  flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const seq = this._lastSeq;
+    if (seq <= this.durableSeq && !this.dirDirty) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ seq, resolve, reject });
+      void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.syncing) return;
+    this.syncing = true;
+    try {
+      while (this.waiters.length > 0) {
+        const upTo = this._lastSeq;
+        const files = [...this.unsynced];
+        this.unsynced.clear();
+        const dir = this.dirDirty;
+        this.dirDirty = false;
+        await Promise.all(files.map((f) => f.sync()));
+        if (dir) await this.storage.syncDir(this.dir);
+        for (const f of files) if (f !== this.file) f.close();
+        this.durableSeq = Math.max(this.durableSeq, upTo);
+        const still: Waiter[] = [];
+        for (const w of this.waiters) (w.seq <= this.durableSeq ? w.resolve() : still.push(w));
+        this.waiters = still;
+      }
+    } catch (err) {
+      // After a failed fsync the kernel may have dropped the dirty pages: nothing unsynced can be trusted.
+      this.failure = new RewindError('IO', `journal sync failed: ${(err as Error).message}`, 'EIO', { cause: err });
+      for (const w of this.waiters) w.reject(this.failure);
+      this.waiters = [];
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  /** Where the next record will go. */
+  tail(): { segment: number; position: number } {
+    return { segment: this.segmentFirstSeq, position: this.position };
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.file.close();
+    for (const f of this.unsynced) if (f !== this.file) f.close();
+    this.unsynced.clear();
+    this.reader.closeFiles();
+  }
+}

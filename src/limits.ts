@@ -1,0 +1,31 @@
+// Every limit rewind enforces, in one place. Input is checked against these where it arrives.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const TiB = 1024 * GiB;
+
+export const LIMITS = {
+  /** Largest single write (the NBD server advertises this as its maximum payload). */
+  writeBytesMax: 32 * MiB,
+  /** Journal segments are sealed once they pass this size. */
+  segmentBytesMax: 64 * MiB,
+  /** A transaction window closes before it holds more than this many bytes of writes... */
+  windowBytesMax: 64 * MiB,
+  /** ...or more than this many writes. */
+  windowWritesMax: 65536,
+  /** Writes wait while closed windows not yet applied hold more than this many bytes. */
+  pendingBytesMax: 256 * MiB,
+  /** Volume size bounds (sizes are multiples of the block size). */
+  volumeBytesMax: 16 * TiB,
+  volumesMax: 256,
+  volumeNameBytesMax: 64,
+  blockSizeMin: 512,
+  blockSizeMax: 65536,
+  /** Bytes of changed blocks handed to one worker task. */
+  chunkBytes: 2 * MiB,
+} as const;
+
+export type Limits = { -readonly [K in keyof typeof LIMITS]: number };
+
+export const units = { KiB, MiB, GiB, TiB };

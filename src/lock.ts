@@ -1,0 +1,56 @@
+// The writer's lock: one process at a time may write a store. The lock file holds the writer's pid;
+// a lock left by a process that is gone means the store was not closed cleanly.
+import * as fs from 'node:fs';
+import { RewindError } from './errors.js';
+import { joinPath } from './storage/storage.js';
+
+export const LOCK_FILE = 'rewind.lock';
+
+export interface StoreLock {
+  /** True when the previous writer did not close the store (crash or kill). */
+  readonly unclean: boolean;
+  release(): void;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function acquireLock(dir: string): StoreLock {
+  const path = joinPath(dir, LOCK_FILE);
+  let unclean = false;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = fs.openSync(path, 'wx', 0o644);
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      let released = false;
+      return {
+        unclean,
+        release() {
+          if (released) return;
+          released = true;
+          fs.rmSync(path, { force: true });
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number.parseInt(fs.readFileSync(path, 'utf8').trim(), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new RewindError('STORE_LOCKED', `store ${dir} is being written by process ${pid} (rewind serve?); read-only commands work alongside it`);
+      }
+      if (pid === process.pid) {
+        throw new RewindError('STORE_LOCKED', `store ${dir} is already open for writing in this process`);
+      }
+      unclean = true;
+      fs.rmSync(path, { force: true });
+    }
+  }
+  throw new RewindError('STORE_LOCKED', `could not lock store ${dir}`);
+}

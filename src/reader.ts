@@ -1,0 +1,59 @@
+// Opening a store read-only, alongside a writer in another process (`rewind serve`): nothing is
+// locked, recovered or truncated; the reader sees every write acknowledged before it opened.
+import { readConfig } from './config.js';
+import { systemClock, type Clock } from './clock.js';
+import { corrupt } from './errors.js';
+import { JournalReader } from './journal/reader.js';
+import { DirectoryCatalog } from './restore/catalog.js';
+import { History } from './restore/history.js';
+import { nodeStorage } from './storage/node-storage.js';
+import { joinPath, type Storage } from './storage/storage.js';
+import { TransactionIndex } from './transactions/transactions.js';
+import { VolumeSet } from './volumes/volume-set.js';
+
+export interface StoreReader {
+  readonly history: History;
+  readonly dir: string;
+  close(): void;
+}
+
+export async function openStoreReader(dir: string, opts: { storage?: Storage; clock?: Clock } = {}): Promise<StoreReader> {
+  const storage = opts.storage ?? nodeStorage;
+  const clock = opts.clock ?? systemClock;
+  const config = readConfig(storage, dir);
+  const volumes = new VolumeSet(storage, dir, config, false);
+  const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), false);
+  if (index.damage) throw corrupt(index.path, index.damage.position, `${index.damage.reason}; run \`rewind verify\``);
+  const journal = new JournalReader(storage, joinPath(dir, 'journal'));
+  // The newest write: walk the journal from the last applied window to its end.
+  let lastSeq = index.appliedSeq;
+  let lastTime = index.last?.t2 ?? 0;
+  const stop = journal.scan({
+    fromSeq: index.appliedSeq + 1,
+    start: index.last?.journal,
+    onRecord: (r) => {
+      lastSeq = r.seq;
+      lastTime = r.time;
+    },
+  });
+  if (stop.kind === 'damaged') throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
+  const catalog = new DirectoryCatalog(storage, joinPath(dir, 'increments'));
+  const history = new History(storage, config, volumes, index, journal, catalog, {
+    lastSeq: () => lastSeq,
+    lastTime: () => lastTime,
+    appliedSeq: () => {
+      index.refresh();
+      return Math.min(index.appliedSeq, lastSeq);
+    },
+    now: () => clock.now(),
+  });
+  return {
+    history,
+    dir,
+    close() {
+      journal.closeFiles();
+      index.close();
+      volumes.close();
+    },
+  };
+}

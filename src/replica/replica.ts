@@ -1,0 +1,50 @@
+// The replica: the backup image of each volume, equal to production as of the last applied window.
+// A window is applied by writing the new contents of its changed blocks, decoded from the forward
+// increment of its pack, in block (offset) order, then syncing.
+import { corrupt, assert } from '../errors.js';
+import type { Storage } from '../storage/storage.js';
+import type { VolumeSet } from '../volumes/volume-set.js';
+import { forEachRun, type SectionPlacement } from '../increment/builder.js';
+import type { KernelPool } from '../increment/pool.js';
+
+export interface ReplicaContext {
+  storage: Storage;
+  blockSize: number;
+  volumes: VolumeSet;
+  pool: KernelPool;
+}
+
+/** Writes every section's new blocks to the replicas and syncs them. */
+export async function applyForward(ctx: ReplicaContext, packPath: string, sections: SectionPlacement[]): Promise<void> {
+  const { pool, blockSize: B } = ctx;
+  const file = ctx.storage.open(packPath, 'read');
+  const touched = new Set<number>();
+  try {
+    const jobs: Promise<void>[] = [];
+    for (const s of sections) {
+      const n = s.blocks.length;
+      const slot = await pool.acquire();
+      assert(n <= slot.blocksMax && s.bodyBytes <= slot.outBytes, `pack section of ${n} blocks fits a pool slot`);
+      const job = (async () => {
+        const mem = pool.bytes();
+        if (file.read(mem, s.bodyPos, slot.out, s.bodyBytes) !== s.bodyBytes) throw corrupt(packPath, s.bodyPos, 'section cut short');
+        const offsets = slot.out + 8 * n;
+        const enc = offsets + 8 * (n + 1);
+        const rc = (await pool.run({ kind: 'decode', enc, encLen: s.fwdBytes, offsets, blockCount: n, dst: slot.newBlocks, blockSize: B, xorMode: 0 })) as number;
+        if (rc !== 0) throw corrupt(packPath, s.bodyPos, `malformed forward encoding of block ${s.blocks[-rc - 1]}`);
+        const replica = ctx.volumes.byIndex(s.volume).replica;
+        forEachRun(s.blocks, (i, block, count) => {
+          replica.write(mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B), block * B);
+        });
+        touched.add(s.volume);
+      })().finally(() => pool.release(slot));
+      jobs.push(job);
+    }
+    const results = await Promise.allSettled(jobs);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  } finally {
+    file.close();
+  }
+  await Promise.all([...touched].map((v) => ctx.volumes.byIndex(v).replica.sync()));
+}

@@ -1,0 +1,194 @@
+// A point-in-time view: the contents of one volume exactly after write N, read without copying the
+// volume. It is the replica, with the blocks changed by every window that ends after N set back to
+// their old contents (the earliest such window holds the right old bytes), and then the journal
+// writes from the start of the window holding N (or from the replica's own point) up to N replayed.
+//
+// It stays right while a writer applies new windows: a read takes the replica bytes first and looks
+// at the catalog after, and a window's pack is in the catalog before the replica is touched.
+import { assert, corrupt, targetOutOfRange } from '../errors.js';
+import type { JournalReader, RecordRef } from '../journal/reader.js';
+import type { Storage } from '../storage/storage.js';
+import type { TransactionIndex } from '../transactions/transactions.js';
+import type { Volume } from '../volumes/volume-set.js';
+import type { Catalog, PackRef } from './catalog.js';
+import type { PackCache } from './pack-cache.js';
+import { crc32c } from '../binary.js';
+
+export interface ViewContext {
+  storage: Storage;
+  blockSize: number;
+  index: TransactionIndex;
+  journal: JournalReader;
+  catalog: Catalog;
+  packs: PackCache;
+  /** Highest sequence number a view may target (the newest acknowledged write). */
+  lastSeq(): number;
+  /** Sequence number the replica is known to include (read before anything else). */
+  appliedSeq(): number;
+}
+
+const INDEX_WRITES_ABOVE = 32;
+
+export class PointInTimeView {
+  private _seq = 0;
+  /** The replica stands at or after P for every block the packs below do not set back. */
+  private base = 0;
+  private writes: RecordRef[] = [];
+  private writesByBlock: Map<number, number[]> | null = null;
+  private readonly oldFrom = new Map<number, PackRef>();
+  private horizon = 0;
+  private readonly verified = new Set<number>();
+  private readonly scratch: Buffer;
+
+  constructor(private readonly ctx: ViewContext, readonly volume: Volume, seq: number) {
+    this.scratch = Buffer.allocUnsafe(ctx.blockSize);
+    this.seek(seq);
+  }
+
+  get seq(): number {
+    return this._seq;
+  }
+
+  get size(): number {
+    return this.volume.size;
+  }
+
+  /** Moves the view to the state exactly after write `seq` (0: before any write). */
+  seek(seq: number): void {
+    const last = this.ctx.lastSeq();
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > last) {
+      throw targetOutOfRange(`seq ${seq} is outside the retained history 0..${last}`);
+    }
+    const applied = this.ctx.appliedSeq();
+    const packs = this.ctx.catalog.packs();
+    const after = packs.filter((p) => p.lastSeq > seq);
+    const base = Math.min(applied, after.length > 0 ? after[0].firstSeq - 1 : Infinity);
+    assert(base <= seq, `view base ${base} is not after its target ${seq}`);
+    this._seq = seq;
+    this.base = base;
+    this.oldFrom.clear();
+    this.horizon = seq;
+    for (const p of after) this.incorporate(p);
+    this.writes = this.collectWrites(base, seq);
+    this.writesByBlock = null;
+  }
+
+  next(): boolean {
+    if (this._seq >= this.ctx.lastSeq()) return false;
+    this.seek(this._seq + 1);
+    return true;
+  }
+
+  prev(): boolean {
+    if (this._seq <= 0) return false;
+    this.seek(this._seq - 1);
+    return true;
+  }
+
+  /** How many single journal writes this view replays over the rolled-back replica. */
+  get writesReplayed(): number {
+    return this.writes.length;
+  }
+
+  /** Reads `length` bytes at `offset` of the volume as it was after write `seq`. */
+  read(offset: number, length: number, out: Buffer = Buffer.allocUnsafe(length)): Buffer {
+    const B = this.ctx.blockSize;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.volume.size) {
+      throw targetOutOfRange(`read ${offset}+${length} is outside volume "${this.volume.name}" (${this.volume.size} bytes)`);
+    }
+    if (length === 0) return out.subarray(0, 0);
+    // 1. The replica, first.
+    const got = this.volume.replica.read(out, offset, 0, length);
+    if (got < length) out.fill(0, got, length);
+    // 2. Then the packs of windows that end after the target: old contents, earliest window wins.
+    this.refresh();
+    const end = offset + length;
+    const firstBlock = Math.floor(offset / B);
+    const lastBlock = Math.floor((end - 1) / B);
+    if (this.oldFrom.size > 0) {
+      for (let b = firstBlock; b <= lastBlock; b++) {
+        const ref = this.oldFrom.get(b);
+        if (!ref) continue;
+        this.ctx.packs.get(ref.path).decode(this.volume.index, b, 'old', this.scratch, 0);
+        const from = Math.max(offset, b * B);
+        const to = Math.min(end, (b + 1) * B);
+        this.scratch.copy(out, from - offset, from - b * B, to - b * B);
+      }
+    }
+    // 3. Then the single writes after the base, up to the target, in order.
+    for (const i of this.writesIn(firstBlock, lastBlock)) {
+      const w = this.writes[i];
+      const from = Math.max(offset, w.offset);
+      const to = Math.min(end, w.offset + w.length);
+      if (to <= from) continue;
+      this.verify(w);
+      this.ctx.journal.readPayload(w, out, from - offset, from - w.offset, to - from);
+    }
+    return out;
+  }
+
+  /** Takes in packs that appeared since the last look. */
+  private refresh(): void {
+    const packs = this.ctx.catalog.packs();
+    if (packs.length === 0 || packs[packs.length - 1].lastSeq <= this.horizon) return;
+    for (const p of packs) if (p.lastSeq > this.horizon) this.incorporate(p);
+  }
+
+  private incorporate(p: PackRef): void {
+    if (p.lastSeq > this._seq) {
+      assert(p.firstSeq > this.base, `pack ${p.firstSeq}-${p.lastSeq} starts after the view base ${this.base}`);
+      const pack = this.ctx.packs.get(p.path);
+      for (const b of pack.blocksOf(this.volume.index).keys()) if (!this.oldFrom.has(b)) this.oldFrom.set(b, p);
+    }
+    this.horizon = Math.max(this.horizon, p.lastSeq);
+  }
+
+  private collectWrites(base: number, seq: number): RecordRef[] {
+    const out: RecordRef[] = [];
+    if (seq <= base) return out;
+    const entry = this.ctx.index.findBySeq(base + 1) ?? this.ctx.index.last;
+    const stop = this.ctx.journal.scan({
+      fromSeq: base + 1,
+      start: entry && entry.lastSeq >= base ? entry.journal : undefined,
+      onRecord: (r) => {
+        if (r.seq > seq) return false;
+        if (r.seq > base && r.volume === this.volume.index) out.push(r);
+      },
+    });
+    if (stop.kind === 'damaged') throw corrupt(stop.segment.path, stop.position, `${stop.reason} (needed for seq ${seq})`);
+    return out;
+  }
+
+  /** Indices of the writes touching blocks [first, last], in sequence order. */
+  private writesIn(first: number, last: number): number[] {
+    const B = this.ctx.blockSize;
+    if (this.writes.length <= INDEX_WRITES_ABOVE) return this.writes.map((_, i) => i);
+    if (!this.writesByBlock) {
+      const m = new Map<number, number[]>();
+      this.writes.forEach((w, i) => {
+        const lb = Math.floor((w.offset + w.length - 1) / B);
+        for (let b = Math.floor(w.offset / B); b <= lb; b++) {
+          const list = m.get(b);
+          if (list) list.push(i);
+          else m.set(b, [i]);
+        }
+      });
+      this.writesByBlock = m;
+    }
+    const found = new Set<number>();
+    if (last - first + 1 <= this.writesByBlock.size) {
+      for (let b = first; b <= last; b++) for (const i of this.writesByBlock.get(b) ?? []) found.add(i);
+    } else {
+      for (const [b, list] of this.writesByBlock) if (b >= first && b <= last) for (const i of list) found.add(i);
+    }
+    return [...found].sort((a, b) => a - b);
+  }
+
+  private verify(w: RecordRef): void {
+    if (this.verified.has(w.seq)) return;
+    const buf = Buffer.allocUnsafe(w.length);
+    this.ctx.journal.readPayload(w, buf, 0, 0, w.length);
+    if (crc32c(buf) !== w.payloadCrc) throw corrupt(`journal segment ${w.segment}`, w.position, `payload of seq ${w.seq} does not match its checksum`);
+    this.verified.add(w.seq);
+  }
+}

@@ -1,0 +1,458 @@
+// The store: rewind's engine as a library. It owns a store directory and runs the data flow of the
+// design: capture (journal, then production) -> window scheduler -> increment builder on the kernel
+// pool -> pack durable -> replica updated -> transaction index entry. Reads of the past go through
+// `history` (views, restores, status, log).
+import { readConfig, writeConfig, type StoreConfig, type VolumeConfig } from './config.js';
+import { systemClock, type Clock } from './clock.js';
+import { assert, closed, corrupt, RewindError } from './errors.js';
+import { buildPack, type ClosedWindow, type SectionPlacement } from './increment/builder.js';
+import { listPacks, packPath, readPack, PACK_HEADER_BYTES, SECTION_HEADER_BYTES, sectionBodyBytes } from './increment/pack.js';
+import { KernelPool } from './increment/pool.js';
+import { Journal } from './journal/journal.js';
+import type { RecordRef } from './journal/reader.js';
+import { LIMITS, type Limits } from './limits.js';
+import { acquireLock, type StoreLock } from './lock.js';
+import { applyForward } from './replica/replica.js';
+import { MemoryCatalog } from './restore/catalog.js';
+import { History, type Progress } from './restore/history.js';
+import { nodeStorage } from './storage/node-storage.js';
+import { joinPath, type Storage } from './storage/storage.js';
+import { TransactionIndex, type TxEntry } from './transactions/transactions.js';
+import { parseWindowSpec } from './window/policy.js';
+import { WindowScheduler } from './window/scheduler.js';
+import { VolumeSet, productionPath, replicaPath, type Volume } from './volumes/volume-set.js';
+
+export interface StoreOptions {
+  storage?: Storage;
+  clock?: Clock;
+  /** Kernel pool workers (default: one per core). */
+  threads?: number;
+  limits?: Partial<Limits>;
+  /** Close time-based windows on a timer (default: true with the system clock; tests call tick()). */
+  autoTick?: boolean;
+  onWarning?: (message: string) => void;
+}
+
+export interface InitOptions {
+  volumes: VolumeConfig[];
+  blockSize?: number;
+  window?: string;
+  storage?: Storage;
+  clock?: Clock;
+  onProgress?: (volume: string, doneBytes: number, totalBytes: number) => void;
+}
+
+export const STORE_DIRS = ['journal', 'increments', 'index', 'replica', 'volumes'] as const;
+const COPY_CHUNK_BYTES = 8 * 2 ** 20;
+
+/** Creates a store directory: configuration, empty history, production volumes and their replicas. */
+export async function initStore(dir: string, opts: InitOptions): Promise<StoreConfig> {
+  const storage = opts.storage ?? nodeStorage;
+  if (storage.exists(joinPath(dir, 'rewind.json'))) throw new RewindError('STORE_EXISTS', `${dir} is already a rewind store`);
+  const config: StoreConfig = {
+    format: 'rewind-store',
+    version: 1,
+    blockSize: opts.blockSize ?? 4096,
+    window: opts.window ?? 'time:1s',
+    createdAt: new Date((opts.clock ?? systemClock).now()).toISOString(),
+    volumes: opts.volumes.map((v) => ({ ...v })),
+  };
+  for (const v of config.volumes) {
+    if (v.path !== undefined && !(v.size > 0)) v.size = storage.sizeOf(v.path);
+  }
+  // Checks everything before the first file is made.
+  const { validateConfig } = await import('./config.js');
+  validateConfig(config);
+  for (const d of STORE_DIRS) storage.mkdirp(joinPath(dir, d));
+  for (const v of config.volumes) {
+    const replica = storage.open(replicaPath(dir, v), 'create');
+    replica.truncate(0);
+    replica.truncate(v.size);
+    if (v.path === undefined) {
+      const prod = storage.open(productionPath(dir, v), 'create');
+      prod.truncate(0);
+      prod.truncate(v.size);
+      await prod.sync();
+      prod.close();
+    } else {
+      // An existing volume: its current contents are the baseline the history starts from.
+      const prod = storage.open(v.path, 'read');
+      const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK_BYTES, v.size));
+      const zero = Buffer.alloc(buf.byteLength);
+      for (let at = 0; at < v.size; at += buf.byteLength) {
+        const len = Math.min(buf.byteLength, v.size - at);
+        const n = prod.read(buf, at, 0, len);
+        if (n < len) buf.fill(0, n, len);
+        if (!buf.subarray(0, len).equals(zero.subarray(0, len))) replica.write(buf.subarray(0, len), at);
+        opts.onProgress?.(v.name, at + len, v.size);
+      }
+      prod.close();
+    }
+    await replica.sync();
+    replica.close();
+  }
+  await writeConfig(storage, dir, config);
+  return config;
+}
+
+/** Where a pending write waits when too many closed windows are not applied yet. */
+type Waiter = () => void;
+
+export class Store {
+  readonly history: History;
+  readonly limits: Limits;
+  private readonly scheduler: WindowScheduler;
+  private openRecords: RecordRef[] = [];
+  private readonly queue: ClosedWindow[] = [];
+  private pendingBytes = 0;
+  private nextTxId: number;
+  private applying: Promise<void> | null = null;
+  private failure: Error | null = null;
+  private closing = false;
+  private isClosed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private roomWaiters: Waiter[] = [];
+  private drainWaiters: Waiter[] = [];
+  private gate: Promise<void> = Promise.resolve();
+  private gated = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: StoreConfig,
+    private readonly storage: Storage,
+    private readonly clock: Clock,
+    private readonly lock: StoreLock,
+    readonly volumes: VolumeSet,
+    private readonly index: TransactionIndex,
+    private readonly journal: Journal,
+    private readonly pool: KernelPool,
+    private readonly catalog: MemoryCatalog,
+    limits: Limits,
+    private readonly autoTick: boolean,
+    private readonly onWarning?: (message: string) => void,
+  ) {
+    this.limits = limits;
+    this.scheduler = new WindowScheduler(parseWindowSpec(config.window), limits);
+    this.nextTxId = index.entries.length + 1;
+    this.history = new History(storage, config, volumes, index, journal.reader, catalog, {
+      lastSeq: () => this.journal.lastSeq,
+      lastTime: () => this.journal.lastTime,
+      appliedSeq: () => this.index.appliedSeq,
+      now: () => this.clock.now(),
+    });
+  }
+
+  /** Opens a store for writing, recovering from a crash if the last writer did not close it. */
+  static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
+    const storage = opts.storage ?? nodeStorage;
+    const clock = opts.clock ?? systemClock;
+    const config = readConfig(storage, dir);
+    const limits: Limits = { ...LIMITS, ...opts.limits };
+    const lock = acquireLock(dir);
+    const opened: { close(): void | Promise<void> }[] = [];
+    try {
+      const volumes = new VolumeSet(storage, dir, config, true);
+      opened.push(volumes);
+      const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), true);
+      opened.push(index);
+      const tail: RecordRef[] = [];
+      const journal = await Journal.open(storage, joinPath(dir, 'journal'), { segmentBytesMax: limits.segmentBytesMax, onWarning: opts.onWarning }, index.last?.journal, (r) => tail.push(r));
+      opened.push({ close: () => journal.close() });
+      if (journal.lastSeq < index.appliedSeq) {
+        throw corrupt(joinPath(dir, 'journal'), 0, `journal ends at seq ${journal.lastSeq} but transactions are applied up to seq ${index.appliedSeq}`);
+      }
+      const pool = new KernelPool({ threads: opts.threads, blockSize: config.blockSize, chunkBytes: limits.chunkBytes, windowBytesMax: limits.windowBytesMax, windowWritesMax: limits.windowWritesMax });
+      opened.push({ close: () => pool.close() });
+      const catalog = new MemoryCatalog();
+      const incDir = joinPath(dir, 'increments');
+      for (const e of index.entries) catalog.add({ firstSeq: e.firstSeq, lastSeq: e.lastSeq, path: packPath(incDir, e.firstSeq, e.lastSeq) });
+      const store = new Store(dir, config, storage, clock, lock, volumes, index, journal, pool, catalog, limits, opts.autoTick ?? clock === systemClock, opts.onWarning);
+      await store.recover(tail, lock.unclean);
+      return store;
+    } catch (err) {
+      for (const o of opened.reverse()) {
+        try {
+          await o.close();
+        } catch {
+          // the original error is the one to report
+        }
+      }
+      lock.release();
+      throw err;
+    }
+  }
+
+  /** Redo after a crash: finish a window whose pack was written, bring production to the journal, re-window the rest. */
+  private async recover(tail: RecordRef[], unclean: boolean): Promise<void> {
+    const incDir = joinPath(this.dir, 'increments');
+    for (const name of this.storage.list(incDir)) if (name.endsWith('.tmp')) this.storage.remove(joinPath(incDir, name));
+    for (const p of listPacks(this.storage, incDir)) {
+      if (p.lastSeq <= this.index.appliedSeq) continue;
+      const path = joinPath(incDir, p.name);
+      const first = tail.find((r) => r.seq === p.firstSeq);
+      if (p.firstSeq !== this.index.appliedSeq + 1 || p.lastSeq > this.journal.lastSeq || !first) {
+        this.storage.remove(path);
+        continue;
+      }
+      // A pack is complete once it exists (written under a temporary name); the replica may be partly updated: redo.
+      const pack = readPack(this.storage, path);
+      const sections: SectionPlacement[] = [];
+      let pos = PACK_HEADER_BYTES;
+      for (const s of pack.sections) {
+        const fwd = s.fwdBytes;
+        const bodyBytes = sectionBodyBytes(s.blocks.length, fwd, s.bwdBytes);
+        sections.push({ volume: s.volume, blocks: s.blocks, bodyPos: pos + SECTION_HEADER_BYTES, bodyBytes, fwdBytes: fwd, bwdBytes: s.bwdBytes });
+        pos += SECTION_HEADER_BYTES + bodyBytes;
+      }
+      this.catalog.add({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path });
+      await applyForward(this.replicaContext(), path, sections);
+      const h = pack.header;
+      await this.finishWindow({ id: this.nextTxId++, firstSeq: h.firstSeq, lastSeq: h.lastSeq, t1: h.t1, t2: h.t2, bytes: h.bytesWritten, records: [first] }, {
+        sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: pack.bytes, headerCrc: pack.headerCrc,
+      });
+    }
+    const applied = this.index.appliedSeq;
+    const unapplied = tail.filter((r) => r.seq > applied);
+    if (unclean) {
+      // Production may hold writes the journal lost, or lack writes it has: rebuild it from the replica and the journal.
+      for (const v of this.volumes.volumes) await copyFile(v.replica, v.production!, v.size);
+    }
+    for (const r of unapplied) {
+      const v = this.volumes.byIndex(r.volume);
+      v.production!.write(this.journal.reader.payload(r), r.offset);
+    }
+    await Promise.all(this.volumes.volumes.map((v) => v.production!.sync()));
+    // Re-window what was captured but not applied, within the window limits.
+    for (const r of unapplied) {
+      if (this.scheduler.mustCloseBefore(r.length, r.time)) this.closeWindow(r.time);
+      this.openRecords.push(r);
+      if (this.scheduler.noteWrite(r.seq, r.length, r.time)) this.closeWindow(r.time);
+    }
+    this.closeWindow(this.clock.now());
+  }
+
+  private replicaContext() {
+    return { storage: this.storage, blockSize: this.config.blockSize, volumes: this.volumes, pool: this.pool };
+  }
+
+  // ---- capture ----
+
+  /** Last sequence number written (every write up to it is in the journal and on production). */
+  get lastSeq(): number {
+    return this.journal.lastSeq;
+  }
+
+  /** Last sequence number applied to the replica. */
+  get appliedSeq(): number {
+    return this.index.appliedSeq;
+  }
+
+  /**
+   * Captures one write: journals it with its indicia, then writes production. Resolves with its
+   * sequence number. `data` may be reused by the caller as soon as the call returns.
+   */
+  write(volume: string, offset: number, data: Uint8Array): Promise<number> {
+    try {
+      this.checkWritable();
+      const v = this.volumes.byName(volume);
+      this.volumes.checkRange(v, offset, data.byteLength, this.limits.writeBytesMax);
+      if (this.pendingBytes <= this.limits.pendingBytesMax && this.gated === 0) return Promise.resolve(this.capture(v, offset, data));
+      return this.gatedCapture(v, offset, Buffer.from(data));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Writes wait, in order, while closed windows not yet applied hold too many bytes. */
+  private async gatedCapture(v: Volume, offset: number, data: Buffer): Promise<number> {
+    this.gated++;
+    const prev = this.gate;
+    let done!: () => void;
+    this.gate = new Promise((r) => (done = r));
+    try {
+      await prev;
+      while (this.pendingBytes > this.limits.pendingBytesMax) {
+        this.checkWritable();
+        await new Promise<void>((r) => this.roomWaiters.push(r));
+      }
+      this.checkWritable();
+      return this.capture(v, offset, data);
+    } finally {
+      this.gated--;
+      done();
+    }
+  }
+
+  private capture(v: Volume, offset: number, data: Uint8Array): number {
+    const now = this.clock.now();
+    if (this.scheduler.mustCloseBefore(data.byteLength, now)) this.closeWindow(now);
+    const ref = this.journal.append(v.index, offset, data, now);
+    v.production!.write(data, offset);
+    this.openRecords.push(ref);
+    if (this.scheduler.noteWrite(ref.seq, data.byteLength, ref.time)) this.closeWindow(ref.time);
+    else this.armTimer();
+    return ref.seq;
+  }
+
+  /** Makes every write captured before the call durable (group commit). Under the marker policy, ends the window. */
+  async flush(): Promise<void> {
+    this.checkWritable();
+    if (this.scheduler.closesAtFlush()) this.closeWindow(this.clock.now());
+    await this.journal.flush();
+  }
+
+  /** Ends the open window here, whatever the policy. Returns its transaction id, or null if it was empty. */
+  markWindow(): number | null {
+    this.checkWritable();
+    return this.closeWindow(this.clock.now());
+  }
+
+  /** Closes the open window if its time is up (called by the timer, or by tests driving a manual clock). */
+  tick(): void {
+    if (this.isClosed || this.failure) return;
+    if (this.scheduler.isDue(this.clock.now())) this.closeWindow(this.clock.now());
+    else this.armTimer();
+  }
+
+  /** Resolves when every closed window is applied (the replica stands at the last closed window). */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      if (this.failure) throw this.failure;
+      await new Promise<void>((r) => this.drainWaiters.push(r));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Ends the open window and waits until the replica includes every write so far. */
+  async settle(): Promise<void> {
+    this.markWindow();
+    await this.drain();
+  }
+
+  private armTimer(): void {
+    if (!this.autoTick || this.timer) return;
+    const deadline = this.scheduler.nextDeadline();
+    if (!Number.isFinite(deadline)) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.tick();
+    }, Math.max(1, deadline - this.clock.now()));
+    this.timer.unref();
+  }
+
+  private closeWindow(now: number): number | null {
+    const w = this.scheduler.close(now);
+    if (!w) return null;
+    assert(this.openRecords.length === w.writes, `window holds ${w.writes} writes`);
+    const cw: ClosedWindow = { id: this.nextTxId++, firstSeq: w.firstSeq, lastSeq: w.lastSeq, t1: w.t1, t2: w.t2, bytes: w.bytes, records: this.openRecords };
+    this.openRecords = [];
+    this.queue.push(cw);
+    this.pendingBytes += cw.bytes;
+    this.applying ??= this.applyLoop().finally(() => (this.applying = null));
+    return cw.id;
+  }
+
+  // ---- apply ----
+
+  private async applyLoop(): Promise<void> {
+    while (this.queue.length > 0 && !this.failure) {
+      const w = this.queue[0];
+      try {
+        await this.applyWindow(w);
+      } catch (err) {
+        this.failure = err instanceof RewindError ? err : new RewindError('IO', `applying transaction ${w.id} (seq ${w.firstSeq}..${w.lastSeq}) failed: ${(err as Error).message}`, 'EIO', { cause: err });
+        this.onWarning?.(this.failure.message);
+      }
+      if (!this.failure) {
+        this.queue.shift();
+        this.pendingBytes -= w.bytes;
+      }
+      this.wake();
+    }
+    this.wake();
+  }
+
+  private wake(): void {
+    const room = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const r of room) r();
+    if (this.queue.length === 0 || this.failure) {
+      const d = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const r of d) r();
+    }
+  }
+
+  /** Applies one window: journal durable -> pack durable -> replica -> production checkpoint -> index entry. */
+  private async applyWindow(w: ClosedWindow): Promise<void> {
+    await this.journal.flush();
+    const built = await buildPack({ storage: this.storage, dir: joinPath(this.dir, 'increments'), blockSize: this.config.blockSize, volumes: this.volumes, journal: this.journal.reader, pool: this.pool }, w);
+    this.catalog.add({ firstSeq: w.firstSeq, lastSeq: w.lastSeq, path: built.path });
+    await applyForward(this.replicaContext(), built.path, built.sections);
+    const h = built.header;
+    await this.finishWindow(w, { sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: built.bytes, headerCrc: built.headerCrc });
+  }
+
+  private async finishWindow(w: ClosedWindow, p: { sections: number; writes: number; changedBlocks: number; fwdBytes: number; bwdBytes: number; packBytes: number; headerCrc: number }): Promise<void> {
+    // Production is durable up to this window before the window counts as applied (recovery redoes only later writes).
+    await Promise.all(this.volumes.volumes.map((v) => v.production!.sync()));
+    const entry: TxEntry = {
+      id: w.id, firstSeq: w.firstSeq, lastSeq: w.lastSeq, t1: w.t1, t2: w.t2, writes: p.writes, sections: p.sections,
+      bytesWritten: w.bytes, changedBlocks: p.changedBlocks, packBytes: p.packBytes, fwdBytes: p.fwdBytes, bwdBytes: p.bwdBytes,
+      journal: { segment: w.records[0].segment, position: w.records[0].position }, packCrc: p.headerCrc,
+    };
+    await this.index.append(entry);
+  }
+
+  // ---- lifecycle ----
+
+  private checkWritable(): void {
+    if (this.isClosed || this.closing) throw closed(`store ${this.dir}`);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Ends the open window, applies everything, makes it all durable and releases the store. */
+  async close(): Promise<void> {
+    if (this.isClosed || this.closing) return;
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
+    let error: unknown = null;
+    try {
+      if (!this.failure) {
+        this.closeWindow(this.clock.now());
+        await this.drain();
+      }
+    } catch (err) {
+      error = err;
+    }
+    await this.applying;
+    try {
+      await this.journal.close();
+      await Promise.all(this.volumes.volumes.map((v) => v.production!.sync()));
+    } catch (err) {
+      error ??= err;
+    }
+    await this.pool.close();
+    this.index.close();
+    this.volumes.close();
+    this.isClosed = true;
+    // A store left after a failure is recovered (not trusted as clean) by the next writer.
+    if (!error && !this.failure) this.lock.release();
+    if (error) throw error;
+  }
+
+  /** Convenience: restore a volume to a file. */
+  restore(volume: string, target: Parameters<History['restore']>[1], outPath: string, progress?: Progress) {
+    return this.history.restore(volume, target, outPath, progress);
+  }
+}
+
+async function copyFile(from: { read: Volume['replica']['read'] }, to: Volume['replica'], size: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK_BYTES, size));
+  for (let at = 0; at < size; at += buf.byteLength) {
+    const len = Math.min(buf.byteLength, size - at);
+    const n = from.read(buf, at, 0, len);
+    if (n < len) buf.fill(0, n, len);
+    to.write(buf.subarray(0, len), at);
+  }
+}
