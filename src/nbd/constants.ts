@@ -1,0 +1,129 @@
+// NBD wire constants (NetworkBlockDevice/nbd doc/proto.md) and the limits this server enforces.
+// All multi-byte values are big-endian on the wire.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+// Handshake magics. The 64-bit ones are split into two 32-bit halves so they can be read
+// and written without BigInt.
+export const NBDMAGIC_HI = 0x4e42444d; // 'NBDM'
+export const NBDMAGIC_LO = 0x41474943; // 'AGIC'
+export const IHAVEOPT_HI = 0x49484156; // 'IHAV'
+export const IHAVEOPT_LO = 0x454f5054; // 'EOPT'
+export const OPTION_REPLY_MAGIC_HI = 0x0003e889;
+export const OPTION_REPLY_MAGIC_LO = 0x045565a9;
+
+export const REQUEST_MAGIC = 0x25609513;
+export const SIMPLE_REPLY_MAGIC = 0x67446698;
+
+// Handshake flags (server, 16 bits) and client flags (32 bits).
+export const FLAG_FIXED_NEWSTYLE = 1 << 0;
+export const FLAG_NO_ZEROES = 1 << 1;
+export const FLAG_C_FIXED_NEWSTYLE = 1 << 0;
+export const FLAG_C_NO_ZEROES = 1 << 1;
+export const CLIENT_FLAGS_KNOWN = FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES;
+
+// Transmission flags (16 bits).
+export const TFLAG_HAS_FLAGS = 1 << 0;
+export const TFLAG_READ_ONLY = 1 << 1;
+export const TFLAG_SEND_FLUSH = 1 << 2;
+export const TFLAG_SEND_FUA = 1 << 3;
+export const TFLAG_ROTATIONAL = 1 << 4;
+export const TFLAG_SEND_TRIM = 1 << 5;
+export const TFLAG_SEND_WRITE_ZEROES = 1 << 6;
+export const TFLAG_SEND_DF = 1 << 7;
+export const TFLAG_CAN_MULTI_CONN = 1 << 8;
+
+// Options.
+export const OPT_EXPORT_NAME = 1;
+export const OPT_ABORT = 2;
+export const OPT_LIST = 3;
+export const OPT_STARTTLS = 5;
+export const OPT_INFO = 6;
+export const OPT_GO = 7;
+export const OPT_STRUCTURED_REPLY = 8;
+
+// Option replies.
+export const REP_ACK = 1;
+export const REP_SERVER = 2;
+export const REP_INFO = 3;
+const REP_ERR = 0x80000000;
+export const REP_ERR_UNSUP = REP_ERR + 1;
+export const REP_ERR_POLICY = REP_ERR + 2;
+export const REP_ERR_INVALID = REP_ERR + 3;
+export const REP_ERR_PLATFORM = REP_ERR + 4;
+export const REP_ERR_TLS_REQD = REP_ERR + 5;
+export const REP_ERR_UNKNOWN = REP_ERR + 6;
+export const REP_ERR_SHUTDOWN = REP_ERR + 7;
+export const REP_ERR_BLOCK_SIZE_REQD = REP_ERR + 8;
+export const REP_ERR_TOO_BIG = REP_ERR + 9;
+
+// NBD_REP_INFO types.
+export const INFO_EXPORT = 0;
+export const INFO_NAME = 1;
+export const INFO_DESCRIPTION = 2;
+export const INFO_BLOCK_SIZE = 3;
+
+// Commands.
+export const CMD_READ = 0;
+export const CMD_WRITE = 1;
+export const CMD_DISC = 2;
+export const CMD_FLUSH = 3;
+export const CMD_TRIM = 4;
+export const CMD_CACHE = 5;
+export const CMD_WRITE_ZEROES = 6;
+export const CMD_BLOCK_STATUS = 7;
+
+// Command flags.
+export const CMD_FLAG_FUA = 1 << 0;
+export const CMD_FLAG_NO_HOLE = 1 << 1;
+export const CMD_FLAG_DF = 1 << 2;
+export const CMD_FLAG_REQ_ONE = 1 << 3;
+export const CMD_FLAG_FAST_ZERO = 1 << 4;
+
+// Error values sent in replies.
+export const NBD_EPERM = 1;
+export const NBD_EIO = 5;
+export const NBD_ENOMEM = 12;
+export const NBD_EINVAL = 22;
+export const NBD_ENOSPC = 28;
+export const NBD_EOVERFLOW = 75;
+export const NBD_ENOTSUP = 95;
+export const NBD_ESHUTDOWN = 108;
+
+// Sizes of fixed wire structures.
+export const REQUEST_HEADER_BYTES = 28;
+export const SIMPLE_REPLY_HEADER_BYTES = 16;
+export const OPTION_HEADER_BYTES = 16;
+export const OPTION_REPLY_HEADER_BYTES = 20;
+export const EXPORT_NAME_ZEROES_BYTES = 124;
+
+// Limits this server enforces (checked where input arrives).
+export const LIMITS = {
+  /** Largest READ or WRITE payload accepted, and the NBD_INFO_BLOCK_SIZE maximum advertised. */
+  payloadBytesMaxDefault: 32 * MiB,
+  /** maxPayloadBytes must lie in this range: at least the preferred block size, at most 2^31. */
+  payloadBytesMaxLowest: 4 * KiB,
+  payloadBytesMaxHighest: 2048 * MiB,
+  /** Advertised block sizes: any byte offset works; 4 KiB requests are the efficient ones. */
+  blockSizeMin: 1,
+  blockSizePreferred: 4 * KiB,
+  /** Strings (export names, descriptions, messages) are at most this long (proto.md). */
+  stringBytesMax: 4096,
+  /** An option's data beyond this is a denial of service: hard disconnect. */
+  optionBytesMax: 64 * KiB,
+  /** Options one connection may send before it must pick an export. */
+  optionsPerConnectionMax: 1024,
+  /** A connection must finish the handshake within this time. */
+  handshakeTimeoutMsDefault: 10_000,
+  /** Connections admitted at once (handshake plus transmission). */
+  connectionsMaxDefault: 128,
+  /** Over-limit connections kept open only to be told so; beyond this they are dropped at once. */
+  refusedConnectionsMax: 16,
+  /** Requests in flight on one connection before the server stops reading from its socket. */
+  requestsInFlightMax: 128,
+  /** After the server ends a connection, it waits this long for the client to close before dropping it. */
+  lingerMs: 2_000,
+  /** Reply bytes queued on one socket before the server stops reading requests from it. */
+  replyQueueBytesMax: 64 * MiB,
+} as const;

@@ -1,0 +1,360 @@
+// Fixed newstyle handshake: greeting, client flags, then option haggling until the client picks an
+// export (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), aborts, or breaks the protocol. Handshake traffic is
+// small and bounded (LIMITS.optionBytesMax), so it is buffered simply; the hot path is elsewhere.
+
+import {
+  CLIENT_FLAGS_KNOWN,
+  EXPORT_NAME_ZEROES_BYTES,
+  FLAG_C_NO_ZEROES,
+  FLAG_FIXED_NEWSTYLE,
+  FLAG_NO_ZEROES,
+  IHAVEOPT_HI,
+  IHAVEOPT_LO,
+  INFO_BLOCK_SIZE,
+  INFO_DESCRIPTION,
+  INFO_EXPORT,
+  INFO_NAME,
+  LIMITS,
+  NBDMAGIC_HI,
+  NBDMAGIC_LO,
+  OPTION_HEADER_BYTES,
+  OPTION_REPLY_HEADER_BYTES,
+  OPTION_REPLY_MAGIC_HI,
+  OPTION_REPLY_MAGIC_LO,
+  OPT_ABORT,
+  OPT_EXPORT_NAME,
+  OPT_GO,
+  OPT_INFO,
+  OPT_LIST,
+  OPT_STARTTLS,
+  REP_ACK,
+  REP_ERR_INVALID,
+  REP_ERR_POLICY,
+  REP_ERR_UNKNOWN,
+  REP_ERR_UNSUP,
+  REP_INFO,
+  REP_SERVER,
+  TFLAG_CAN_MULTI_CONN,
+  TFLAG_HAS_FLAGS,
+  TFLAG_READ_ONLY,
+  TFLAG_SEND_FLUSH,
+  TFLAG_SEND_FUA,
+  TFLAG_SEND_TRIM,
+  TFLAG_SEND_WRITE_ZEROES,
+} from './constants.js';
+import { EXPORT_ERROR_CODES, type ExportProvider, type NbdExport } from './export.js';
+
+export interface HandshakeConfig {
+  readonly provider: ExportProvider;
+  readonly maxPayloadBytes: number;
+  /** Set when the connection is over the limit: every option is refused with this message. */
+  readonly refusal: string | null;
+  readonly send: (buf: Buffer) => void;
+  readonly log: (msg: string) => void;
+}
+
+export type HandshakeOutcome =
+  | { readonly kind: 'transmission'; readonly export: NbdExport; readonly leftover: Buffer }
+  | { readonly kind: 'close'; readonly reason: string };
+
+export function transmissionFlags(exp: NbdExport): number {
+  let flags = TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA;
+  // A read-only export offers no write-type command (they are still answered, with EPERM).
+  if (exp.readOnly) flags |= TFLAG_READ_ONLY;
+  else {
+    flags |= TFLAG_SEND_WRITE_ZEROES;
+    if (exp.canTrim) flags |= TFLAG_SEND_TRIM;
+  }
+  if (exp.canMultiConn) flags |= TFLAG_CAN_MULTI_CONN;
+  return flags;
+}
+
+export function greeting(): Buffer {
+  const buf = Buffer.allocUnsafe(18);
+  buf.writeUInt32BE(NBDMAGIC_HI, 0);
+  buf.writeUInt32BE(NBDMAGIC_LO, 4);
+  buf.writeUInt32BE(IHAVEOPT_HI, 8);
+  buf.writeUInt32BE(IHAVEOPT_LO, 12);
+  buf.writeUInt16BE(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES, 16);
+  return buf;
+}
+
+export function optionReply(option: number, type: number, data: Buffer = EMPTY): Buffer {
+  const buf = Buffer.allocUnsafe(OPTION_REPLY_HEADER_BYTES + data.length);
+  buf.writeUInt32BE(OPTION_REPLY_MAGIC_HI, 0);
+  buf.writeUInt32BE(OPTION_REPLY_MAGIC_LO, 4);
+  buf.writeUInt32BE(option, 8);
+  buf.writeUInt32BE(type, 12);
+  buf.writeUInt32BE(data.length, 16);
+  data.copy(buf, OPTION_REPLY_HEADER_BYTES);
+  return buf;
+}
+
+const EMPTY = Buffer.alloc(0);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes an NBD string: valid UTF-8, no NUL, at most LIMITS.stringBytesMax bytes. Null if not. */
+export function decodeString(bytes: Buffer): string | null {
+  if (bytes.length > LIMITS.stringBytesMax || bytes.includes(0)) return null;
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** Truncates a message to a valid NBD string. */
+function messageBytes(message: string): Buffer {
+  let buf = Buffer.from(message.replace(/\0/g, ' '), 'utf8');
+  if (buf.length > LIMITS.stringBytesMax) buf = Buffer.from(buf.subarray(0, LIMITS.stringBytesMax).toString('utf8').replace(/\uFFFD+$/, ''), 'utf8');
+  return buf;
+}
+
+export interface InfoRequest {
+  readonly name: string;
+  readonly infos: number[];
+}
+
+/** Parses NBD_OPT_INFO / NBD_OPT_GO data; a string says why it is invalid. */
+export function parseInfoRequest(data: Buffer): InfoRequest | string {
+  if (data.length < 6) return `option data is ${data.length} bytes, at least 6 needed`;
+  const nameLength = data.readUInt32BE(0);
+  if (nameLength > data.length - 6) return `export name length ${nameLength} overruns the option data (${data.length} bytes)`;
+  const name = decodeString(data.subarray(4, 4 + nameLength));
+  if (name === null) return `export name is not a valid NBD string (UTF-8, no NUL, at most ${LIMITS.stringBytesMax} bytes)`;
+  const count = data.readUInt16BE(4 + nameLength);
+  if (data.length !== 6 + nameLength + 2 * count) {
+    return `option data is ${data.length} bytes, but ${count} information requests need ${6 + nameLength + 2 * count}`;
+  }
+  const infos: number[] = [];
+  for (let i = 0; i < count; i++) infos.push(data.readUInt16BE(6 + nameLength + 2 * i));
+  return { name, infos };
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * One connection's handshake. Feed it the socket's bytes with push(); run() resolves once the
+ * connection enters transmission (with the opened export and any bytes that followed) or must close.
+ */
+export class HandshakeSession {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private ended = false;
+  private wake: (() => void) | null = null;
+  private noZeroes = false;
+
+  constructor(private readonly config: HandshakeConfig) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    this.notify();
+  }
+
+  /** The client closed its side (or the socket went away). */
+  end(): void {
+    this.ended = true;
+    this.notify();
+  }
+
+  /** Whether more bytes are buffered than any well-behaved client can have sent. */
+  get overflowing(): boolean {
+    return this.buffered > LIMITS.optionBytesMax + 2 * OPTION_HEADER_BYTES;
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  /** Exactly n bytes, or null if the client went away first. */
+  private async take(n: number): Promise<Buffer | null> {
+    while (this.buffered < n) {
+      if (this.ended) return null;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
+    return out;
+  }
+
+  private leftover(): Buffer {
+    const rest = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    this.buffered = 0;
+    return rest;
+  }
+
+  async run(): Promise<HandshakeOutcome> {
+    const { send } = this.config;
+    send(greeting());
+    const clientFlagsBuf = await this.take(4);
+    if (clientFlagsBuf === null) return { kind: 'close', reason: 'client left before sending its flags' };
+    const clientFlags = clientFlagsBuf.readUInt32BE(0);
+    // proto.md: the server MUST drop the connection on client flags it does not know.
+    if ((clientFlags & ~CLIENT_FLAGS_KNOWN) !== 0) {
+      return { kind: 'close', reason: `unknown client flags 0x${clientFlags.toString(16)}` };
+    }
+    this.noZeroes = (clientFlags & FLAG_C_NO_ZEROES) !== 0;
+
+    for (let options = 0; options < LIMITS.optionsPerConnectionMax; options++) {
+      const header = await this.take(OPTION_HEADER_BYTES);
+      if (header === null) return { kind: 'close', reason: 'client left during option haggling' };
+      if (header.readUInt32BE(0) !== IHAVEOPT_HI || header.readUInt32BE(4) !== IHAVEOPT_LO) {
+        return { kind: 'close', reason: 'bad option magic' };
+      }
+      const option = header.readUInt32BE(8);
+      const length = header.readUInt32BE(12);
+      if (length > LIMITS.optionBytesMax) {
+        return { kind: 'close', reason: `option ${option} carries ${length} bytes, limit ${LIMITS.optionBytesMax}` };
+      }
+      const data = await this.take(length);
+      if (data === null) return { kind: 'close', reason: 'client left in the middle of an option' };
+      const outcome = await this.option(option, data);
+      if (outcome !== null) return outcome;
+    }
+    return { kind: 'close', reason: `more than ${LIMITS.optionsPerConnectionMax} options without choosing an export` };
+  }
+
+  /** Answers one option; returns an outcome when the handshake is over. */
+  private async option(option: number, data: Buffer): Promise<HandshakeOutcome | null> {
+    const { send, refusal, provider } = this.config;
+    const reply = (type: number, payload?: Buffer) => send(optionReply(option, type, payload));
+    const fail = (type: number, message: string) => reply(type, messageBytes(message));
+
+    if (option === OPT_ABORT) {
+      reply(REP_ACK);
+      return { kind: 'close', reason: 'client aborted the handshake' };
+    }
+    if (refusal !== null) {
+      if (option === OPT_EXPORT_NAME) return { kind: 'close', reason: refusal };
+      fail(REP_ERR_POLICY, refusal);
+      return null;
+    }
+    switch (option) {
+      case OPT_EXPORT_NAME: {
+        // This option cannot carry an error: anything wrong means a hard disconnect (proto.md).
+        const name = decodeString(data);
+        if (name === null) return { kind: 'close', reason: 'NBD_OPT_EXPORT_NAME with an invalid name' };
+        let exp: NbdExport;
+        try {
+          exp = await provider.open(name);
+        } catch (err) {
+          return { kind: 'close', reason: `NBD_OPT_EXPORT_NAME "${name}": ${errorMessage(err)}` };
+        }
+        const tail = Buffer.alloc(10 + (this.noZeroes ? 0 : EXPORT_NAME_ZEROES_BYTES));
+        writeUInt64(tail, exp.size, 0);
+        tail.writeUInt16BE(transmissionFlags(exp), 8);
+        send(tail);
+        return { kind: 'transmission', export: exp, leftover: this.leftover() };
+      }
+      case OPT_LIST: {
+        if (data.length !== 0) {
+          fail(REP_ERR_INVALID, `NBD_OPT_LIST carries no data, got ${data.length} bytes`);
+          return null;
+        }
+        let exports: { name: string; description?: string }[];
+        try {
+          exports = provider.list();
+        } catch (err) {
+          fail(REP_ERR_POLICY, `cannot list exports: ${errorMessage(err)}`);
+          return null;
+        }
+        for (const { name, description } of exports) {
+          const nameBytes = Buffer.from(name, 'utf8');
+          const desc = description ? messageBytes(description) : EMPTY;
+          const payload = Buffer.allocUnsafe(4 + nameBytes.length + desc.length);
+          payload.writeUInt32BE(nameBytes.length, 0);
+          nameBytes.copy(payload, 4);
+          desc.copy(payload, 4 + nameBytes.length);
+          reply(REP_SERVER, payload);
+        }
+        reply(REP_ACK);
+        return null;
+      }
+      case OPT_INFO:
+      case OPT_GO: {
+        const request = parseInfoRequest(data);
+        if (typeof request === 'string') {
+          fail(REP_ERR_INVALID, request);
+          return null;
+        }
+        let exp: NbdExport;
+        try {
+          exp = await provider.open(request.name);
+        } catch (err) {
+          const code = (err as { code?: unknown } | null)?.code;
+          fail(code === EXPORT_ERROR_CODES.NBD_EXPORT_POLICY ? REP_ERR_POLICY : REP_ERR_UNKNOWN, errorMessage(err));
+          return null;
+        }
+        this.sendInfo(option, exp, request);
+        reply(REP_ACK);
+        if (option === OPT_GO) return { kind: 'transmission', export: exp, leftover: this.leftover() };
+        try {
+          await exp.close();
+        } catch (err) {
+          this.config.log(`nbd: closing export "${exp.name}" after NBD_OPT_INFO failed: ${errorMessage(err)}`);
+        }
+        return null;
+      }
+      case OPT_STARTTLS:
+        // NOTLS mode: proto.md allows NBD_REP_ERR_UNSUP from a server without TLS support.
+        fail(REP_ERR_UNSUP, 'this server does not support TLS');
+        return null;
+      default:
+        // Includes NBD_OPT_STRUCTURED_REPLY and the meta-context options: clients fall back.
+        fail(REP_ERR_UNSUP, `option ${option} is not supported`);
+        return null;
+    }
+  }
+
+  private sendInfo(option: number, exp: NbdExport, request: InfoRequest): void {
+    const { send, maxPayloadBytes, provider } = this.config;
+    const info = Buffer.allocUnsafe(12);
+    info.writeUInt16BE(INFO_EXPORT, 0);
+    writeUInt64(info, exp.size, 2);
+    info.writeUInt16BE(transmissionFlags(exp), 10);
+    send(optionReply(option, REP_INFO, info));
+    // Sent whether asked or not: the maximum is below the protocol's default (unlimited).
+    const sizes = Buffer.allocUnsafe(14);
+    sizes.writeUInt16BE(INFO_BLOCK_SIZE, 0);
+    sizes.writeUInt32BE(LIMITS.blockSizeMin, 2);
+    sizes.writeUInt32BE(LIMITS.blockSizePreferred, 6);
+    sizes.writeUInt32BE(maxPayloadBytes, 10);
+    send(optionReply(option, REP_INFO, sizes));
+    if (request.infos.includes(INFO_NAME)) {
+      const name = Buffer.from(exp.name, 'utf8');
+      const payload = Buffer.allocUnsafe(2 + name.length);
+      payload.writeUInt16BE(INFO_NAME, 0);
+      name.copy(payload, 2);
+      send(optionReply(option, REP_INFO, payload));
+    }
+    if (request.infos.includes(INFO_DESCRIPTION)) {
+      let description: string | undefined;
+      try {
+        description = provider.list().find((e) => e.name === exp.name)?.description;
+      } catch {
+        description = undefined;
+      }
+      if (description) {
+        const text = messageBytes(description);
+        const payload = Buffer.allocUnsafe(2 + text.length);
+        payload.writeUInt16BE(INFO_DESCRIPTION, 0);
+        text.copy(payload, 2);
+        send(optionReply(option, REP_INFO, payload));
+      }
+    }
+  }
+}
+
+function writeUInt64(buf: Buffer, value: number, pos: number): void {
+  buf.writeUInt32BE(Math.floor(value / 0x1_0000_0000), pos);
+  buf.writeUInt32BE(value >>> 0, pos + 4);
+}

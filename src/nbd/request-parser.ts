@@ -1,0 +1,185 @@
+// Incremental parser for transmission-phase requests. It takes the socket's chunks as they come,
+// never concatenates them, and hands a write's payload on as a view into the chunk when the
+// payload lies inside one chunk; otherwise it assembles the payload in one buffer, reused from
+// request to request unless the consumer keeps it. A rejected write's payload is skipped without
+// being buffered.
+
+import { CMD_WRITE, REQUEST_HEADER_BYTES, REQUEST_MAGIC } from './constants.js';
+
+export interface RequestHeader {
+  readonly flags: number;
+  readonly type: number;
+  /** The 64-bit handle as two 32-bit halves: opaque, echoed back in the reply. */
+  readonly handleHi: number;
+  readonly handleLo: number;
+  /** Exact below 2^53; anything larger stays larger than any export size. */
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface RequestSink {
+  /** Called when a header arrives: 0 accepts the request, an NBD error value rejects it. */
+  check(req: RequestHeader): number;
+  /**
+   * Called once the request is complete (for a write, once its payload has arrived or been skipped).
+   * `payload` is set for accepted writes only. Return true if `payload` must stay untouched after
+   * this call returns (for instance until an asynchronous write settles).
+   */
+  request(req: RequestHeader, error: number, payload: Buffer | null): boolean;
+  /** The stream is not NBD requests any more; the parser has stopped. */
+  badMagic(magic: number): void;
+}
+
+/** Assembly buffers up to this size are kept for the next request. */
+const SPARE_BYTES_MAX = 4 * 1024 * 1024;
+
+const enum State {
+  Header,
+  Payload,
+  Skip,
+  Stopped,
+}
+
+export class RequestParser {
+  private state = State.Header;
+  private readonly header = Buffer.alloc(REQUEST_HEADER_BYTES);
+  private headerFill = 0;
+  private current: RequestHeader | null = null;
+  private currentError = 0;
+  private payload: Buffer | null = null;
+  private payloadFromSpare = false;
+  private payloadFill = 0;
+  private skipRemaining = 0;
+  private spare: Buffer | null = null;
+
+  constructor(private readonly sink: RequestSink) {}
+
+  /** True while part of a request (header or payload) has arrived but not all of it. */
+  get midRequest(): boolean {
+    return this.state === State.Payload || this.state === State.Skip || (this.state === State.Header && this.headerFill > 0);
+  }
+
+  get stopped(): boolean {
+    return this.state === State.Stopped;
+  }
+
+  /** Stop parsing: later chunks are ignored and a partial request is dropped. */
+  stop(): void {
+    this.state = State.Stopped;
+    this.current = null;
+    this.payload = null;
+  }
+
+  push(chunk: Buffer): void {
+    let pos = 0;
+    const end = chunk.length;
+    while (pos < end) {
+      switch (this.state) {
+        case State.Stopped:
+          return;
+        case State.Header: {
+          if (this.headerFill === 0 && end - pos >= REQUEST_HEADER_BYTES) {
+            pos = this.onHeader(chunk, pos);
+          } else {
+            const n = Math.min(REQUEST_HEADER_BYTES - this.headerFill, end - pos);
+            chunk.copy(this.header, this.headerFill, pos, pos + n);
+            this.headerFill += n;
+            pos += n;
+            if (this.headerFill === REQUEST_HEADER_BYTES) {
+              this.headerFill = 0;
+              this.onHeader(this.header, 0);
+            }
+          }
+          // A write whose payload is wholly inside this chunk goes out as a view, no copy.
+          if ((this.state as State) === State.Payload && this.payloadFill === 0 && end - pos >= this.current!.length && this.payload === null) {
+            const req = this.current!;
+            const view = chunk.subarray(pos, pos + req.length);
+            pos += req.length;
+            this.finish(req, 0, view);
+          }
+          break;
+        }
+        case State.Payload: {
+          const req = this.current!;
+          if (this.payload === null) this.payload = this.assemblyBuffer(req.length);
+          const n = Math.min(req.length - this.payloadFill, end - pos);
+          chunk.copy(this.payload, this.payloadFill, pos, pos + n);
+          this.payloadFill += n;
+          pos += n;
+          if (this.payloadFill === req.length) {
+            const payload = this.payload;
+            const fromSpare = this.payloadFromSpare;
+            this.payload = null;
+            this.payloadFill = 0;
+            const retained = this.finish(req, 0, payload);
+            if (retained && fromSpare) this.spare = null;
+          }
+          break;
+        }
+        case State.Skip: {
+          const n = Math.min(this.skipRemaining, end - pos);
+          this.skipRemaining -= n;
+          pos += n;
+          if (this.skipRemaining === 0) this.finish(this.current!, this.currentError, null);
+          break;
+        }
+      }
+    }
+  }
+
+  /** Decodes the header at buf[pos..pos+28) and returns the position after it. */
+  private onHeader(buf: Buffer, pos: number): number {
+    const magic = buf.readUInt32BE(pos);
+    if (magic !== REQUEST_MAGIC) {
+      this.stop();
+      this.sink.badMagic(magic);
+      return buf.length;
+    }
+    const req: RequestHeader = {
+      flags: buf.readUInt16BE(pos + 4),
+      type: buf.readUInt16BE(pos + 6),
+      handleHi: buf.readUInt32BE(pos + 8),
+      handleLo: buf.readUInt32BE(pos + 12),
+      offset: buf.readUInt32BE(pos + 16) * 0x1_0000_0000 + buf.readUInt32BE(pos + 20),
+      length: buf.readUInt32BE(pos + 24),
+    };
+    const error = this.sink.check(req);
+    if (this.state === State.Stopped) return pos + REQUEST_HEADER_BYTES;
+    if (req.type === CMD_WRITE && req.length > 0) {
+      this.current = req;
+      if (error === 0) {
+        this.state = State.Payload;
+        this.payloadFill = 0;
+      } else {
+        this.state = State.Skip;
+        this.currentError = error;
+        this.skipRemaining = req.length;
+      }
+    } else {
+      this.finish(req, error, null);
+    }
+    return pos + REQUEST_HEADER_BYTES;
+  }
+
+  private finish(req: RequestHeader, error: number, payload: Buffer | null): boolean {
+    if (this.state !== State.Stopped) this.state = State.Header;
+    this.current = null;
+    this.currentError = 0;
+    return this.sink.request(req, error, payload);
+  }
+
+  private assemblyBuffer(length: number): Buffer {
+    if (this.spare !== null && this.spare.length >= length) {
+      this.payloadFromSpare = true;
+      return this.spare.subarray(0, length);
+    }
+    const buf = Buffer.allocUnsafeSlow(length);
+    if (length <= SPARE_BYTES_MAX) {
+      this.spare = buf;
+      this.payloadFromSpare = true;
+    } else {
+      this.payloadFromSpare = false;
+    }
+    return buf;
+  }
+}

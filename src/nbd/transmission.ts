@@ -1,0 +1,303 @@
+// Transmission phase of one connection: checks every request before it reaches the export, calls
+// the export in the order requests arrived, and sends simple replies (in completion order, which
+// proto.md allows), corked so one event-loop turn's replies leave in one writev.
+
+import type { Socket } from 'node:net';
+import {
+  CMD_DISC,
+  CMD_FLAG_FUA,
+  CMD_FLAG_NO_HOLE,
+  CMD_FLUSH,
+  CMD_READ,
+  CMD_TRIM,
+  CMD_WRITE,
+  CMD_WRITE_ZEROES,
+  LIMITS,
+  NBD_EINVAL,
+  NBD_EIO,
+  NBD_ENOSPC,
+  NBD_EPERM,
+  SIMPLE_REPLY_HEADER_BYTES,
+  SIMPLE_REPLY_MAGIC,
+} from './constants.js';
+import { nbdErrorFor, type NbdExport } from './export.js';
+import { RequestParser, type RequestHeader, type RequestSink } from './request-parser.js';
+
+/** Command flags each known command accepts (FUA is valid on every command, proto.md). */
+const FLAGS_ALLOWED: Record<number, number> = {
+  [CMD_READ]: CMD_FLAG_FUA,
+  [CMD_WRITE]: CMD_FLAG_FUA,
+  [CMD_DISC]: CMD_FLAG_FUA,
+  [CMD_FLUSH]: CMD_FLAG_FUA,
+  [CMD_TRIM]: CMD_FLAG_FUA,
+  [CMD_WRITE_ZEROES]: CMD_FLAG_FUA | CMD_FLAG_NO_HOLE,
+};
+
+const ERROR_NAMES: Record<number, string> = { 1: 'EPERM', 5: 'EIO', 22: 'EINVAL', 28: 'ENOSPC' };
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Checks one request header against the export; 0 if it may go to the export, else the NBD error.
+ * Pure, so the rules can be read (and tested) in one place. Mirrors nbdkit's answers.
+ */
+export function checkRequest(req: RequestHeader, exp: NbdExport, maxPayloadBytes: number): number {
+  const allowed = FLAGS_ALLOWED[req.type];
+  if (allowed === undefined) return NBD_EINVAL; // unknown command (also CACHE, BLOCK_STATUS: not offered)
+  if (req.type === CMD_DISC) return 0; // there is no reply to DISC, so nothing to reject
+  if ((req.flags & ~allowed) !== 0) return NBD_EINVAL;
+  const end = req.offset + req.length;
+  switch (req.type) {
+    case CMD_READ:
+      if (req.length === 0 || req.length > maxPayloadBytes || end > exp.size) return NBD_EINVAL;
+      return 0;
+    case CMD_WRITE:
+      if (exp.readOnly) return NBD_EPERM;
+      if (req.length === 0 || req.length > maxPayloadBytes) return NBD_EINVAL;
+      if (end > exp.size) return NBD_ENOSPC;
+      return 0;
+    case CMD_WRITE_ZEROES:
+      if (exp.readOnly) return NBD_EPERM;
+      if (req.length === 0) return NBD_EINVAL;
+      if (end > exp.size) return NBD_ENOSPC;
+      return 0;
+    case CMD_TRIM:
+      if (exp.readOnly) return NBD_EPERM;
+      if (!exp.canTrim || req.length === 0 || end > exp.size) return NBD_EINVAL;
+      return 0;
+    case CMD_FLUSH:
+      return req.offset === 0 && req.length === 0 ? 0 : NBD_EINVAL;
+    default:
+      return NBD_EINVAL;
+  }
+}
+
+export interface TransmissionOptions {
+  readonly maxPayloadBytes: number;
+  readonly log: (msg: string) => void;
+  readonly label: string;
+}
+
+export class Transmission implements RequestSink {
+  private readonly parser = new RequestParser(this);
+  private inFlight = 0;
+  private corked = false;
+  private paused = false;
+  /** No more requests will be read; the connection ends once in-flight requests are answered. */
+  private draining = false;
+  private exportClosed = false;
+  private readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly exp: NbdExport,
+    private readonly options: TransmissionOptions,
+  ) {
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    socket.on('drain', () => this.maybeResume());
+  }
+
+  /** Resolves once the export is closed (every request settled, the socket ended or gone). */
+  get closed(): Promise<void> {
+    return this.done;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.draining) return;
+    if (!this.corked) this.cork();
+    this.parser.push(chunk);
+    this.maybePause();
+  }
+
+  /** The client ended its side: a partially received request is dropped, never executed. */
+  clientEnded(): void {
+    this.drain();
+  }
+
+  /** The socket is gone: replies can no longer be sent; close the export once calls settle. */
+  socketClosed(): void {
+    this.parser.stop();
+    this.draining = true;
+    this.maybeFinish();
+  }
+
+  /** Stop reading requests; answer those in flight, then end the connection. */
+  drain(): void {
+    this.parser.stop();
+    this.draining = true;
+    // Keep reading (and discarding) so the client's FIN is seen and the socket can close.
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    this.maybeFinish();
+  }
+
+  // RequestSink --------------------------------------------------------------------------------
+
+  check(req: RequestHeader): number {
+    return checkRequest(req, this.exp, this.options.maxPayloadBytes);
+  }
+
+  badMagic(magic: number): void {
+    this.options.log(`nbd: ${this.options.label}: bad request magic 0x${magic.toString(16).padStart(8, '0')}, closing the connection`);
+    this.draining = true;
+    this.socket.destroy();
+  }
+
+  request(req: RequestHeader, error: number, payload: Buffer | null): boolean {
+    if (error !== 0) {
+      this.reply(req, error, null);
+      return false;
+    }
+    const exp = this.exp;
+    const fua = (req.flags & CMD_FLAG_FUA) !== 0;
+    switch (req.type) {
+      case CMD_READ:
+        return this.invoke(req, () => exp.read(req.offset, req.length));
+      case CMD_WRITE:
+        return this.invoke(req, () => exp.write(req.offset, payload!, fua));
+      case CMD_WRITE_ZEROES:
+        return this.invoke(req, () => exp.writeZeroes(req.offset, req.length, fua));
+      case CMD_TRIM:
+        return this.invoke(req, () => exp.trim(req.offset, req.length, fua));
+      case CMD_FLUSH:
+        return this.invoke(req, () => exp.flush());
+      case CMD_DISC:
+        // proto.md: handle all outstanding requests, then close; no reply.
+        this.drain();
+        return false;
+      default:
+        this.reply(req, NBD_EINVAL, null);
+        return false;
+    }
+  }
+
+  // Internals ----------------------------------------------------------------------------------
+
+  /** Calls the export now (so calls keep arrival order); returns true if the call is still pending. */
+  private invoke(req: RequestHeader, call: () => Buffer | void | Promise<Buffer | void>): boolean {
+    this.inFlight++;
+    let result: Buffer | void | Promise<Buffer | void>;
+    try {
+      result = call();
+    } catch (err) {
+      this.settle(req, err, undefined, true);
+      return false;
+    }
+    if (isPromise(result)) {
+      result.then(
+        (value) => this.settle(req, null, value, false),
+        (err: unknown) => this.settle(req, err ?? new Error('rejected'), undefined, true),
+      );
+      return true;
+    }
+    this.settle(req, null, result, false);
+    return false;
+  }
+
+  private settle(req: RequestHeader, err: unknown, value: Buffer | void, failed: boolean): void {
+    this.inFlight--;
+    if (failed) {
+      const code = nbdErrorFor(err);
+      const message = err instanceof Error ? err.message : String(err);
+      this.options.log(
+        `nbd: ${this.options.label}: export "${this.exp.name}" command ${req.type} at ${req.offset}+${req.length} failed (${ERROR_NAMES[code] ?? code}): ${message}`,
+      );
+      this.reply(req, code, null);
+    } else if (req.type === CMD_READ) {
+      if (!Buffer.isBuffer(value) || value.length !== req.length) {
+        // Never send a short or long payload: the stream would lose its framing.
+        this.options.log(
+          `nbd: ${this.options.label}: export "${this.exp.name}" read at ${req.offset}+${req.length} returned ${Buffer.isBuffer(value) ? value.length : typeof value} bytes`,
+        );
+        this.reply(req, NBD_EIO, null);
+      } else {
+        this.reply(req, 0, value);
+      }
+    } else {
+      this.reply(req, 0, null);
+    }
+    this.maybeResume();
+    this.maybeFinish();
+  }
+
+  private reply(req: RequestHeader, error: number, data: Buffer | null): void {
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    if (!this.corked) this.cork();
+    const header = Buffer.allocUnsafe(SIMPLE_REPLY_HEADER_BYTES);
+    header.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
+    header.writeUInt32BE(error, 4);
+    header.writeUInt32BE(req.handleHi, 8);
+    header.writeUInt32BE(req.handleLo, 12);
+    socket.write(header);
+    if (data !== null) socket.write(data);
+  }
+
+  private cork(): void {
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(this.uncork);
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
+
+  private maybePause(): void {
+    if (this.paused || this.draining) return;
+    if (this.inFlight >= LIMITS.requestsInFlightMax || this.socket.writableLength >= LIMITS.replyQueueBytesMax) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.draining) return;
+    if (this.inFlight < LIMITS.requestsInFlightMax / 2 && this.socket.writableLength < LIMITS.replyQueueBytesMax / 2) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private maybeFinish(): void {
+    if (!this.draining || this.inFlight > 0) return;
+    const socket = this.socket;
+    if (!socket.destroyed && !socket.writableEnded) {
+      if (this.corked) this.uncork();
+      socket.end();
+      // A client that never closes its side must not keep the connection (or a server close) alive.
+      setTimeout(() => socket.destroy(), LIMITS.lingerMs).unref();
+    }
+    if (this.exportClosed) return;
+    this.exportClosed = true;
+    let result: void | Promise<void>;
+    try {
+      result = this.exp.close();
+    } catch (err) {
+      this.closeFailed(err);
+      this.resolveDone();
+      return;
+    }
+    if (isPromise(result)) {
+      result.then(
+        () => this.resolveDone(),
+        (err: unknown) => {
+          this.closeFailed(err);
+          this.resolveDone();
+        },
+      );
+    } else {
+      this.resolveDone();
+    }
+  }
+
+  private closeFailed(err: unknown): void {
+    this.options.log(`nbd: ${this.options.label}: closing export "${this.exp.name}" failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
