@@ -17,13 +17,13 @@ export interface StoreReader {
   close(): void;
 }
 
-export async function openStoreReader(dir: string, opts: { storage?: Storage; clock?: Clock } = {}): Promise<StoreReader> {
+export async function openStoreReader(dir: string, opts: { storage?: Storage; clock?: Clock; /** open even when the index or journal is damaged (for verify) */ tolerateDamage?: boolean } = {}): Promise<StoreReader> {
   const storage = opts.storage ?? nodeStorage;
   const clock = opts.clock ?? systemClock;
   const config = readConfig(storage, dir);
   const volumes = new VolumeSet(storage, dir, config, false);
   const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), false);
-  if (index.damage) throw corrupt(index.path, index.damage.position, `${index.damage.reason}; run \`rewind verify\``);
+  if (index.damage && !opts.tolerateDamage) throw corrupt(index.path, index.damage.position, `${index.damage.reason}; run \`rewind verify\``);
   const journal = new JournalReader(storage, joinPath(dir, 'journal'));
   // The newest write: walk the journal from the last applied window to its end.
   let lastSeq = index.appliedSeq;
@@ -36,7 +36,7 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
       lastTime = r.time;
     },
   });
-  if (stop.kind === 'damaged') throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
+  if (stop.kind === 'damaged' && !opts.tolerateDamage) throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
   const catalog = new DirectoryCatalog(storage, joinPath(dir, 'increments'));
   const history = new History(storage, config, volumes, index, journal, catalog, {
     lastSeq: () => lastSeq,

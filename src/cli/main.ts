@@ -1,0 +1,107 @@
+// The `rewind` command line. Each command opens the store it names, does one thing and exits with
+// a code from exit-codes.ts. Read-only commands open the store alongside a running writer.
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { initCommand } from './commands/init.js';
+import { statusCommand } from './commands/status.js';
+import { logCommand } from './commands/log.js';
+import { restoreCommand } from './commands/restore.js';
+import { verifyCommand } from './commands/verify.js';
+import { serveCommand } from './commands/serve.js';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  let code: number = EXIT.OK;
+  const run = (fn: (...a: any[]) => Promise<number>) => async (...a: any[]) => {
+    code = await fn(...a);
+  };
+  const program = new Command('rewind')
+    .description('Continuous data protection: every block write journaled, any volume back as of any write, time or transaction window.')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride();
+
+  program
+    .command('init')
+    .description('create a store with its production volumes and empty history')
+    .argument('<store>', 'store directory (created)')
+    .addOption(new Option('--volume <name:size|name:path>', 'a volume: a new one of that size (K/M/G suffixes), or an existing file or device; repeat for a volume set').argParser((v: string, prev: string[] = []) => [...prev, v]).makeOptionMandatory())
+    .option('--block-size <bytes>', 'block size of increments and replica updates', '4096')
+    .option('--window <policy>', 'when transaction windows close: time:1s | count:1000 | bytes:64M | adaptive | marker (comma-separated to combine)', 'time:1s')
+    .option('--json', 'print the created configuration as JSON')
+    .action(run((store, opts) => initCommand(io, store, opts)));
+
+  program
+    .command('serve')
+    .description('serve the store over NBD: "<volume>" read-write, "<volume>@seq=<N>" and "<volume>@time=<ISO>" read-only views')
+    .argument('<store>', 'store directory (created with one 1 GiB volume "disk0" when missing)')
+    .option('--listen <host:port>', 'TCP address to listen on', '127.0.0.1:10809')
+    .option('--socket <path>', 'also listen on a Unix socket')
+    .option('--max-connections <n>', 'connections served at once', '64')
+    .option('--threads <n>', 'kernel pool workers (default: one per core)')
+    .action(run((store, opts) => serveCommand(io, store, opts)));
+
+  program
+    .command('status')
+    .description('latest write, applied point and volumes of a store')
+    .argument('<store>', 'store directory')
+    .option('--json', 'one JSON document: lastSeq, lastTime, appliedSeq, transactions, volumes')
+    .action(run((store, opts) => statusCommand(io, store, opts)));
+
+  program
+    .command('log')
+    .description('list the transaction windows: id, first/last seq, t1, t2, sizes')
+    .argument('<store>', 'store directory')
+    .option('--json', 'one JSON document: an array of transactions')
+    .action(run((store, opts) => logCommand(io, store, opts)));
+
+  program
+    .command('restore')
+    .description('write a volume as it was after a write, at a time, or at the end of a transaction window')
+    .argument('<store>', 'store directory')
+    .requiredOption('--volume <name>', 'volume to restore')
+    .option('--seq <N>', 'state exactly after write N (0: before the first write)')
+    .option('--time <ISO>', 'state after every write stamped at or before this ISO 8601 time')
+    .option('--tx <ID>', 'state at the end of transaction window ID')
+    .requiredOption('--out <file>', 'file (or device) to write the volume to')
+    .option('--json', 'print the result as JSON')
+    .action(run((store, opts) => restoreCommand(io, store, opts)));
+
+  program
+    .command('verify')
+    .description('check every checksum, the index against the packs and journal, and the replica; exit 1 on damage')
+    .argument('<store>', 'store directory')
+    .option('--json', 'print the report as JSON')
+    .action(run((store, opts) => verifyCommand(io, store, opts)));
+
+  try {
+    if (argv.length === 0) {
+      program.outputHelp();
+      return EXIT.USAGE;
+    }
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    io.err(`rewind: ${(err as Error).message}\n`);
+    const c = exitCodeFor(err);
+    if (c === EXIT.SOFTWARE && process.env.REWIND_DEBUG) io.err(`${(err as Error).stack}\n`);
+    return c;
+  }
+}
+
+function packageVersion(): string {
+  return '0.1.0';
+}

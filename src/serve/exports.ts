@@ -1,0 +1,96 @@
+// What `rewind serve` exports over NBD: each production volume read-write (writes are captured
+// into the journal), and any past point of a volume read-only: "<volume>@seq=<N>" and
+// "<volume>@time=<ISO>" are point-in-time views, kept correct while new windows are applied.
+import type { ExportProvider, NbdExport } from '../nbd/export.js';
+import { NbdExportError, unknownExport, EXPORT_ERROR_CODES } from '../nbd/export.js';
+import type { Store } from '../store.js';
+import { parseTime } from '../units.js';
+import type { Volume } from '../volumes/volume-set.js';
+import { readOnly } from '../errors.js';
+
+const VIEW_NAME = /^(.+)@(seq|time)=(.+)$/;
+
+export class StoreExports implements ExportProvider {
+  private readonly zeroes: Buffer;
+
+  constructor(private readonly store: Store) {
+    this.zeroes = Buffer.alloc(Math.min(store.limits.writeBytesMax, 4 * 2 ** 20));
+  }
+
+  list(): { name: string; description?: string }[] {
+    return this.store.volumes.volumes.map((v) => ({ name: v.name, description: `rewind volume ${v.name} (past points: ${v.name}@seq=<N>, ${v.name}@time=<ISO>)` }));
+  }
+
+  open(name: string): NbdExport {
+    const m = VIEW_NAME.exec(name);
+    const volumeName = m ? m[1] : name;
+    const v = this.store.volumes.volumes.find((x) => x.name === volumeName);
+    if (!v) throw unknownExport(name, this.store.volumes.names());
+    return m ? this.viewExport(name, v, m[2] as 'seq' | 'time', m[3]) : this.volumeExport(v);
+  }
+
+  private volumeExport(v: Volume): NbdExport {
+    const store = this.store;
+    const zeroes = this.zeroes;
+    return {
+      name: v.name,
+      size: v.size,
+      readOnly: false,
+      canTrim: true,
+      // One journal for every connection: a flush anywhere makes every acknowledged write durable.
+      canMultiConn: true,
+      read(offset, length) {
+        const buf = Buffer.allocUnsafe(length);
+        const n = v.production!.read(buf, offset, 0, length);
+        if (n < length) buf.fill(0, n);
+        return buf;
+      },
+      async write(offset, data, fua) {
+        await store.write(v.name, offset, data);
+        if (fua) await store.flush();
+      },
+      async writeZeroes(offset, length, fua) {
+        // Zeroes are history too: journaled as writes, in pieces no larger than the write limit.
+        for (let at = 0; at < length; at += zeroes.byteLength) {
+          await store.write(v.name, offset + at, zeroes.subarray(0, Math.min(zeroes.byteLength, length - at)));
+        }
+        if (fua) await store.flush();
+      },
+      // Trim is a hint (the protocol lets a server ignore it); the data stays, so history stays exact.
+      trim() {},
+      flush: () => store.flush(),
+      close() {},
+    };
+  }
+
+  private viewExport(name: string, v: Volume, kind: 'seq' | 'time', arg: string): NbdExport {
+    let seq: number;
+    try {
+      seq = kind === 'seq' ? parseSeq(arg) : this.store.history.resolve({ time: parseTime(decodeURIComponent(arg)) });
+      const view = this.store.history.view(v.name, seq);
+      const refuse = () => {
+        throw readOnly(`export "${name}" is a read-only view of the past`);
+      };
+      return {
+        name,
+        size: v.size,
+        readOnly: true,
+        canTrim: false,
+        canMultiConn: true,
+        read: (offset, length) => view.read(offset, length),
+        write: refuse,
+        writeZeroes: refuse,
+        trim: refuse,
+        flush() {},
+        close() {},
+      };
+    } catch (err) {
+      throw new NbdExportError(EXPORT_ERROR_CODES.NBD_UNKNOWN_EXPORT, `export "${name}": ${(err as Error).message}`);
+    }
+  }
+}
+
+function parseSeq(text: string): number {
+  if (!/^\d+$/.test(text)) throw new Error(`"${text}" is not a sequence number`);
+  return Number(text);
+}
