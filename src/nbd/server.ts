@@ -6,7 +6,8 @@
 // GO, INFO (NBD_INFO_EXPORT and NBD_INFO_BLOCK_SIZE always, NAME/DESCRIPTION when asked), LIST,
 // ABORT; STARTTLS, STRUCTURED_REPLY and anything else get NBD_REP_ERR_UNSUP. Simple replies only.
 // Commands READ, WRITE, FLUSH, TRIM (if the export can), WRITE_ZEROES (NO_HOLE accepted), DISC;
-// FUA on any command. CAN_MULTI_CONN only when the export says flush covers every connection.
+// FUA on any command. CAN_MULTI_CONN only when the export says flush covers every connection; a
+// read-only export gets READ_ONLY and no SEND_TRIM / SEND_WRITE_ZEROES.
 //
 // Limits (constants.ts LIMITS): READ/WRITE payload <= maxPayloadBytes (default 32 MiB, advertised
 // as the maximum block size; min 1, preferred 4096); option data <= 64 KiB and <= 1024 options per

@@ -49,9 +49,9 @@ export class RawClient {
     });
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
+  static connect(port: number | string, host = '127.0.0.1'): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host });
+      const socket = typeof port === 'string' ? net.connect({ path: port }) : net.connect({ port, host });
       socket.setNoDelay(true);
       socket.once('connect', () => resolve(new RawClient(socket)));
       socket.once('error', reject);

@@ -1,5 +1,8 @@
 // What the NBD server promises on the wire, checked with a raw client against the memory provider.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryExportProvider } from '../../src/nbd/memory-export.js';
 import type { ExportProvider, NbdExport } from '../../src/nbd/export.js';
@@ -40,6 +43,22 @@ describe('handshake', () => {
     expect([bs.data.readUInt32BE(2), bs.data.readUInt32BE(6), bs.data.readUInt32BE(10)]).toEqual([1, 4096, 32 * MiB]);
     expect((await c.readAt(0, 512)).error).toBe(0);
     expect(await c.disconnect()).toBe(true);
+  });
+
+  it('listens on a Unix socket when given socketPath', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rewind-nbd-'));
+    try {
+      const socketPath = path.join(dir, 'nbd.sock');
+      const { server } = await serve(provider(), { listen: undefined, socketPath });
+      expect(server.address()).toEqual({ path: socketPath });
+      const c = await RawClient.connect(socketPath);
+      await c.start();
+      expect((await c.go('disk0')).size).toBe(DISK);
+      expect(await c.disconnect()).toBe(true);
+      await server.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('advertises READ_ONLY and no write-type commands for a read-only export', async () => {
