@@ -216,6 +216,7 @@ describe('fio', () => {
         '--verify=crc32c',
         '--do_verify=1',
         '--verify_fatal=1',
+        '--verify_state_save=0',
         '--output-format=json',
       ]),
     );
