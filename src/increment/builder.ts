@@ -225,7 +225,6 @@ async function buildChunk(
     count++;
   };
   push(slot.newBlocks, slot.oldBlocks, n * B);
-  const lo = chunkBlocks[0] * B;
   for (const r of recs) {
     const g0 = lowerIndex(allBlocks, Math.floor(r.offset / B));
     // Blocks of one write are consecutive among the changed blocks: map the write's byte range into the chunk.
@@ -241,7 +240,6 @@ async function buildChunk(
       count = 0;
     }
   }
-  void lo;
   // Block numbers lead the section body.
   const body = pool.buffer(slot.out, 8 * n);
   for (let i = 0; i < n; i++) putU64(body, 8 * i, chunkBlocks[i]);

@@ -60,8 +60,6 @@ export function verifyStore(ctx: VerifyContext): VerifyReport {
   });
   if (stop.kind === 'damaged') problems.push({ file: stop.segment.path, position: stop.position, message: stop.reason });
   if (stop.kind === 'torn') notes.push(`journal ends with an incomplete record at ${stop.segment.path} byte ${stop.position} (a write in progress, or cut off by a crash; the writer removes it on open)`);
-  const journalLast = stop.kind === 'end' || stop.kind === 'torn' ? checked.journalRecords : -1;
-  void journalLast;
 
   // 3. Packs, and the index entries that point at them.
   const incDir = joinPath(ctx.dir, 'increments');
