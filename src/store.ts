@@ -31,6 +31,8 @@ export interface StoreOptions {
   /** Close time-based windows on a timer (default: true with the system clock; tests call tick()). */
   autoTick?: boolean;
   onWarning?: (message: string) => void;
+  /** How the writer's lock is taken (default: a pid file in the store). Simulations inject their own. */
+  lock?: (dir: string) => StoreLock;
 }
 
 export interface InitOptions {
@@ -41,6 +43,8 @@ export interface InitOptions {
   clock?: Clock;
   onProgress?: (volume: string, doneBytes: number, totalBytes: number) => void;
 }
+
+export type { StoreLock };
 
 export const STORE_DIRS = ['journal', 'increments', 'index', 'replica', 'volumes'] as const;
 const COPY_CHUNK_BYTES = 8 * 2 ** 20;
@@ -148,7 +152,7 @@ export class Store {
     const clock = opts.clock ?? systemClock;
     const config = readConfig(storage, dir);
     const limits: Limits = { ...LIMITS, ...opts.limits };
-    const lock = acquireLock(dir);
+    const lock = (opts.lock ?? acquireLock)(dir);
     const opened: { close(): void | Promise<void> }[] = [];
     try {
       const volumes = new VolumeSet(storage, dir, config, true);
@@ -439,6 +443,26 @@ export class Store {
     // A store left after a failure is recovered (not trusted as clean) by the next writer.
     if (!error && !this.failure) this.lock.release();
     if (error) throw error;
+  }
+
+  /**
+   * Stops at once, as a crash would: no window is closed, nothing is synced, the lock is kept (so the
+   * next writer recovers). For tests and simulations.
+   */
+  async abort(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.failure ??= closed(`store ${this.dir}`);
+    this.wake();
+    await this.pool.close();
+    for (const f of [() => this.index.close(), () => this.volumes.close(), () => this.journal.abandon()]) {
+      try {
+        f();
+      } catch {
+        // a crash does not clean up
+      }
+    }
   }
 
   /** Convenience: restore a volume to a file. */

@@ -208,6 +208,19 @@ export class Journal {
     return { segment: this.segmentFirstSeq, position: this.position };
   }
 
+  /** Closes every file without syncing (a simulated crash). */
+  abandon(): void {
+    this.failure ??= new RewindError('CLOSED', 'journal abandoned');
+    try {
+      this.file.close();
+    } catch {
+      // already closed
+    }
+    for (const f of this.unsynced) if (f !== this.file) f.close();
+    this.unsynced.clear();
+    this.reader.closeFiles();
+  }
+
   async close(): Promise<void> {
     await this.flush();
     this.file.close();
