@@ -5,7 +5,7 @@
 import { readConfig, writeConfig, type StoreConfig, type VolumeConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { assert, closed, corrupt, RewindError } from './errors.js';
-import { buildPack, type ClosedWindow, type SectionPlacement } from './increment/builder.js';
+import { buildPack, type BuiltPack, type ClosedWindow, type SectionPlacement } from './increment/builder.js';
 import { listPacks, packPath, readPack, PACK_HEADER_BYTES, SECTION_HEADER_BYTES, sectionBodyBytes } from './increment/pack.js';
 import { KernelPool } from './increment/pool.js';
 import { Journal } from './journal/journal.js';
@@ -102,12 +102,34 @@ export async function initStore(dir: string, opts: InitOptions): Promise<StoreCo
 /** Where a pending write waits when too many closed windows are not applied yet. */
 type Waiter = () => void;
 
+/** A closed window waiting to be applied; once its pack is durable, retries reuse it. */
+type QueuedWindow = ClosedWindow & { built?: BuiltPack };
+
+const APPLY_RETRY_MS_MIN = 50;
+const APPLY_RETRY_MS_MAX = 5000;
+
+function ioError(what: string, err: unknown): RewindError {
+  if (err instanceof RewindError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const errno = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' ? 'ENOSPC' : 'EIO';
+  return new RewindError('IO', `${what} failed: ${(err as Error)?.message ?? err}`, errno, { cause: err });
+}
+
+/** Errors worth retrying: the disk, not the data or the code. */
+function isTransient(err: unknown): boolean {
+  if (err instanceof RewindError) return err.code === 'IO';
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EAGAIN';
+}
+
 export class Store {
   readonly history: History;
   readonly limits: Limits;
   private readonly scheduler: WindowScheduler;
   private openRecords: RecordRef[] = [];
-  private readonly queue: ClosedWindow[] = [];
+  private readonly queue: QueuedWindow[] = [];
+  private readonly productionRedo: RecordRef[] = [];
+  private applyError: Error | null = null;
   private pendingBytes = 0;
   private nextTxId: number;
   private applying: Promise<void> | null = null;
@@ -277,6 +299,7 @@ export class Store {
       await prev;
       while (this.pendingBytes > this.limits.pendingBytesMax) {
         this.checkWritable();
+        if (this.applyError) throw this.applyError;
         await new Promise<void>((r) => this.roomWaiters.push(r));
       }
       this.checkWritable();
@@ -288,19 +311,47 @@ export class Store {
   }
 
   private capture(v: Volume, offset: number, data: Uint8Array): number {
+    this.redoProduction();
     const now = this.clock.now();
     if (this.scheduler.mustCloseBefore(data.byteLength, now)) this.closeWindow(now);
-    const ref = this.journal.append(v.index, offset, data, now);
-    v.production!.write(data, offset);
+    let ref: RecordRef;
+    try {
+      ref = this.journal.append(v.index, offset, data, now);
+    } catch (err) {
+      // Nothing was consumed: the sequence number is reused by the next write.
+      throw ioError(`journaling a write to volume "${v.name}" at ${offset} (${data.byteLength} bytes)`, err);
+    }
+    // Journaled: the write is history from here on, whatever happens to production.
     this.openRecords.push(ref);
     if (this.scheduler.noteWrite(ref.seq, data.byteLength, ref.time)) this.closeWindow(ref.time);
     else this.armTimer();
+    try {
+      v.production!.write(data, offset);
+    } catch (err) {
+      this.productionRedo.push(ref);
+      throw ioError(`writing seq ${ref.seq} to production volume "${v.name}" at ${offset}`, err);
+    }
     return ref.seq;
+  }
+
+  /** Production writes that failed after their record was journaled are written again (from the journal) before anything else. */
+  private redoProduction(): void {
+    while (this.productionRedo.length > 0) {
+      const r = this.productionRedo[0];
+      const v = this.volumes.byIndex(r.volume);
+      try {
+        v.production!.write(this.journal.reader.payload(r), r.offset);
+      } catch (err) {
+        throw ioError(`rewriting seq ${r.seq} to production volume "${v.name}" at ${r.offset}`, err);
+      }
+      this.productionRedo.shift();
+    }
   }
 
   /** Makes every write captured before the call durable (group commit). Under the marker policy, ends the window. */
   async flush(): Promise<void> {
     this.checkWritable();
+    this.redoProduction();
     if (this.scheduler.closesAtFlush()) this.closeWindow(this.clock.now());
     await this.journal.flush();
   }
@@ -359,18 +410,32 @@ export class Store {
   // ---- apply ----
 
   private async applyLoop(): Promise<void> {
-    while (this.queue.length > 0 && !this.failure) {
+    let backoffMs = APPLY_RETRY_MS_MIN;
+    while (this.queue.length > 0 && !this.failure && !this.isClosed) {
       const w = this.queue[0];
       try {
         await this.applyWindow(w);
       } catch (err) {
-        this.failure = err instanceof RewindError ? err : new RewindError('IO', `applying transaction ${w.id} (seq ${w.firstSeq}..${w.lastSeq}) failed: ${(err as Error).message}`, 'EIO', { cause: err });
-        this.onWarning?.(this.failure.message);
+        if (this.isClosed) break;
+        const e = err instanceof RewindError ? err : ioError(`applying transaction ${w.id} (seq ${w.firstSeq}..${w.lastSeq})`, err);
+        if (!isTransient(err) || this.closing) {
+          this.failure = e;
+          this.onWarning?.(e.message);
+          break;
+        }
+        // Out of space or an I/O error: the window stays queued and is tried again; writes go on
+        // until the pending limit, then fail with the same error instead of waiting forever.
+        this.applyError = e;
+        this.onWarning?.(`${e.message}; retrying in ${backoffMs} ms`);
+        this.wake();
+        await new Promise((r) => setTimeout(r, backoffMs).unref());
+        backoffMs = Math.min(backoffMs * 2, APPLY_RETRY_MS_MAX);
+        continue;
       }
-      if (!this.failure) {
-        this.queue.shift();
-        this.pendingBytes -= w.bytes;
-      }
+      this.applyError = null;
+      backoffMs = APPLY_RETRY_MS_MIN;
+      this.queue.shift();
+      this.pendingBytes -= w.bytes;
       this.wake();
     }
     this.wake();
@@ -388,11 +453,16 @@ export class Store {
   }
 
   /** Applies one window: journal durable -> pack durable -> replica -> production checkpoint -> index entry. */
-  private async applyWindow(w: ClosedWindow): Promise<void> {
+  private async applyWindow(w: QueuedWindow): Promise<void> {
     await this.journal.flush();
-    const built = await buildPack({ storage: this.storage, dir: joinPath(this.dir, 'increments'), blockSize: this.config.blockSize, volumes: this.volumes, journal: this.journal.reader, pool: this.pool }, w);
-    this.catalog.add({ firstSeq: w.firstSeq, lastSeq: w.lastSeq, path: built.path });
+    if (!w.built) {
+      w.built = await buildPack({ storage: this.storage, dir: joinPath(this.dir, 'increments'), blockSize: this.config.blockSize, volumes: this.volumes, journal: this.journal.reader, pool: this.pool }, w);
+      this.catalog.add({ firstSeq: w.firstSeq, lastSeq: w.lastSeq, path: w.built.path });
+    }
+    // From here on a retry must not rebuild: the replica may be partly updated, so it redoes from the pack.
+    const built = w.built;
     await applyForward(this.replicaContext(), built.path, built.sections);
+    this.redoProduction();
     const h = built.header;
     await this.finishWindow(w, { sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: built.bytes, headerCrc: built.headerCrc });
   }

@@ -1,0 +1,138 @@
+// Out of space and I/O errors: the failing write gets the error, nothing acknowledged is lost,
+// and writing resumes once the disk recovers. Faults come through the storage interface.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { initStore, ManualClock, nodeStorage, RewindError, Store, type Storage, type StorageFile } from '../../src/index.js';
+import { Model, prng, randomBytes } from '../helpers/model.js';
+
+/** The real file system, with writes to matching paths failing while a fault is armed. */
+class FaultyStorage implements Storage {
+  fault: { path: RegExp; code: string; skip?: number } | null = null;
+  injected = 0;
+  private check(path: string) {
+    if (this.fault && this.fault.path.test(path)) {
+      if (this.fault.skip) {
+        this.fault.skip--;
+        return;
+      }
+      this.injected++;
+      throw Object.assign(new Error(`${this.fault.code}: injected fault, write '${path}'`), { code: this.fault.code });
+    }
+  }
+  open(path: string, mode: 'read' | 'write' | 'create'): StorageFile {
+    const f = nodeStorage.open(path, mode);
+    const self = this;
+    return {
+      path: f.path,
+      read: (...a) => f.read(...a),
+      write(buf, pos) { self.check(path); f.write(buf, pos); },
+      writev(bufs, pos) { self.check(path); f.writev(bufs, pos); },
+      size: () => f.size(),
+      truncate: (n) => f.truncate(n),
+      sync: () => f.sync(),
+      close: () => f.close(),
+    };
+  }
+  exists = (p: string) => nodeStorage.exists(p);
+  list = (d: string) => nodeStorage.list(d);
+  mkdirp = (d: string) => nodeStorage.mkdirp(d);
+  rename = (a: string, b: string) => nodeStorage.rename(a, b);
+  remove = (p: string) => nodeStorage.remove(p);
+  syncDir = (d: string) => nodeStorage.syncDir(d);
+  sizeOf = (p: string) => nodeStorage.sizeOf(p);
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function setup(window: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-fault-'));
+  dirs.push(dir);
+  const clock = new ManualClock();
+  await initStore(dir, { volumes: [{ name: 'v', size: 1 << 20 }], window, clock });
+  const storage = new FaultyStorage();
+  const store = await Store.open(dir, { storage, clock, threads: 1, autoTick: false });
+  return { dir, storage, store, model: new Model({ v: 1 << 20 }), rand: prng(9) };
+}
+
+it('a journal that runs out of space fails that write with ENOSPC, keeps the rest, and resumes', async () => {
+  const { dir, storage, store, model, rand } = await setup('count:5');
+  const write = async () => {
+    const len = 1 + Math.floor(rand() * 9000);
+    const offset = Math.floor(rand() * ((1 << 20) - len));
+    const data = randomBytes(rand, len);
+    const seq = await store.write('v', offset, data);
+    model.add({ seq, volume: 'v', offset, data, time: 0 });
+  };
+  for (let i = 0; i < 23; i++) await write();
+  await store.flush();
+  storage.fault = { path: /journal/, code: 'ENOSPC' };
+  const err = await store.write('v', 0, Buffer.alloc(10, 1)).catch((e) => e);
+  expect(err).toBeInstanceOf(RewindError);
+  expect((err as RewindError).errno).toBe('ENOSPC');
+  expect((err as Error).message).toMatch(/journaling a write to volume "v" at 0/);
+  expect(store.lastSeq).toBe(23);
+  storage.fault = null;
+  for (let i = 0; i < 20; i++) await write();
+  expect(store.lastSeq).toBe(43);
+  await store.settle();
+  await store.close();
+  expect(readFileSync(join(dir, 'volumes', 'v')).equals(model.at('v', 43))).toBe(true);
+  expect(readFileSync(join(dir, 'replica', 'v')).equals(model.at('v', 43))).toBe(true);
+});
+
+it('a pack write that fails is retried: writes go on, windows apply once the disk recovers', async () => {
+  const { dir, storage, store, model, rand } = await setup('count:4');
+  storage.fault = { path: /increments/, code: 'ENOSPC' };
+  for (let i = 0; i < 12; i++) {
+    const len = 1 + Math.floor(rand() * 5000);
+    const offset = Math.floor(rand() * ((1 << 20) - len));
+    const data = randomBytes(rand, len);
+    const seq = await store.write('v', offset, data);
+    model.add({ seq, volume: 'v', offset, data, time: 0 });
+  }
+  await store.flush();
+  await new Promise((r) => setTimeout(r, 120));
+  expect(storage.injected).toBeGreaterThan(0);
+  expect(store.appliedSeq).toBe(0);
+  // The past is readable meanwhile, from the journal.
+  expect(store.history.view('v', 7).read(0, 1 << 20).equals(model.at('v', 7))).toBe(true);
+  storage.fault = null;
+  await store.settle();
+  expect(store.appliedSeq).toBe(12);
+  for (const seq of [0, 3, 4, 9, 12]) expect(store.history.view('v', seq).read(0, 1 << 20).equals(model.at('v', seq)), `seq ${seq}`).toBe(true);
+  await store.close();
+  expect(readFileSync(join(dir, 'replica', 'v')).equals(model.at('v', 12))).toBe(true);
+});
+
+it('a replica write that fails after the pack is durable is redone from the pack, not rebuilt', async () => {
+  const { dir, storage, store, model, rand } = await setup('count:3');
+  for (let i = 0; i < 6; i++) {
+    const data = randomBytes(rand, 6000);
+    const offset = i * 3000;
+    const seq = await store.write('v', offset, data);
+    model.add({ seq, volume: 'v', offset, data, time: 0 });
+  }
+  await store.settle();
+  // Three separate runs of blocks: the first replica write succeeds, the second fails, so the
+  // replica is partly updated; rebuilding the pack from it would record wrong old contents.
+  storage.fault = { path: /replica/, code: 'EIO', skip: 1 };
+  for (let i = 0; i < 3; i++) {
+    const data = randomBytes(rand, 7000);
+    const offset = 1000 + i * 300_000;
+    const seq = await store.write('v', offset, data);
+    model.add({ seq, volume: 'v', offset, data, time: 0 });
+  }
+  await new Promise((r) => setTimeout(r, 120));
+  expect(store.appliedSeq).toBe(6);
+  storage.fault = null;
+  await store.settle();
+  expect(store.appliedSeq).toBe(9);
+  for (const seq of [5, 6, 7, 9]) expect(store.history.view('v', seq).read(0, 1 << 20).equals(model.at('v', seq)), `seq ${seq}`).toBe(true);
+  await store.close();
+  expect(readFileSync(join(dir, 'replica', 'v')).equals(model.at('v', 9))).toBe(true);
+});
