@@ -54,3 +54,13 @@ export function acquireLock(dir: string): StoreLock {
   }
   throw new RewindError('STORE_LOCKED', `could not lock store ${dir}`);
 }
+
+/** The pid of a live writer holding the store, or null. */
+export function liveWriter(dir: string): number | null {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(joinPath(dir, LOCK_FILE), 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}

@@ -147,12 +147,12 @@ function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): PayloadMap {
     const end = last.position + RECORD_HEADER_BYTES + last.length;
     assert(cursor + end - start <= region.bytes, `window ${w.id} fits the journal region (${end - start} bytes)`);
     const n = ctx.journal.file(first.segment).read(mem, start, region.ptr + cursor, end - start);
-    if (n !== end - start) throw corrupt(`journal segment ${first.segment}`, start, `window ${w.id} records are cut short`);
+    if (n !== end - start) throw corrupt(ctx.journal.pathOf(first.segment), start, `window ${w.id} records are cut short`);
     for (let k = i; k <= j; k++) {
       const r = w.records[k];
       const ptr = region.ptr + cursor + (r.position - start) + RECORD_HEADER_BYTES;
       if (crc32c(pool.buffer(ptr, r.length)) !== r.payloadCrc) {
-        throw corrupt(`journal segment ${r.segment}`, r.position, `payload of seq ${r.seq} does not match its checksum`);
+        throw corrupt(ctx.journal.pathOf(r.segment), r.position, `payload of seq ${r.seq} does not match its checksum`);
       }
       map.set(r.seq, ptr);
     }

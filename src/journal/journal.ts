@@ -80,12 +80,16 @@ export class Journal {
       },
     });
     this.reader.closeFiles();
-    if (stop.kind === 'damaged') {
+    // Point-in-time recovery, as databases do with their logs: a crash can lose any page written
+    // after the last fsync, so in the newest segment the journal ends at the first bad record, even
+    // when good-looking records follow (they were never acknowledged by a flush). The bytes cut off
+    // are kept beside the segment for inspection. A bad record in an older, sealed segment is damage.
+    if (stop.kind === 'damaged' && (stop.segment.firstSeq !== newest.firstSeq || newest.lastSeq !== null)) {
       throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
     }
     segs = listSegments(this.storage, this.dir);
     const tail = segs[segs.length - 1];
-    const tailEnd = stop.kind === 'torn' ? stop.position : stop.position;
+    const tailEnd = stop.position;
     const last: RecordRef | null = lastRef;
     if (tail.lastSeq !== null) {
       // The newest segment is sealed: start a fresh open one after it.
@@ -98,8 +102,17 @@ export class Journal {
     }
     this.file = this.storage.open(tail.path, 'write');
     this.segmentFirstSeq = tail.firstSeq;
-    if (stop.kind === 'torn') {
+    if (stop.kind === 'torn' || stop.kind === 'damaged') {
       const size = this.file.size();
+      if (stop.kind === 'damaged') {
+        const cut = Buffer.allocUnsafe(size - stop.position);
+        this.file.read(cut, stop.position);
+        const keep = this.storage.open(`${tail.path}.cut-${stop.position}`, 'create');
+        keep.truncate(0);
+        keep.write(cut, 0);
+        await keep.sync();
+        keep.close();
+      }
       if (stop.position < SEGMENT_HEADER_BYTES) {
         this.file.truncate(0);
         this.file.write(encodeSegmentHeader(tail.firstSeq, 0), 0);
@@ -107,7 +120,9 @@ export class Journal {
         this.file.truncate(stop.position);
       }
       await this.file.sync();
-      this.opts.onWarning?.(`journal: cut off an incomplete record at ${tail.name} byte ${stop.position} (${size - stop.position} bytes: ${stop.reason})`);
+      this.opts.onWarning?.(stop.kind === 'torn'
+        ? `journal: cut off an incomplete record at ${tail.name} byte ${stop.position} (${size - stop.position} bytes: ${stop.reason})`
+        : `journal: the newest segment ${tail.name} has a bad record at byte ${stop.position} (${stop.reason}) with more records after it; recovered to the point before it, and kept the ${size - stop.position} bytes cut off in ${tail.name}.cut-${stop.position}`);
     }
     this.position = Math.max(tailEnd, SEGMENT_HEADER_BYTES);
     if (last) {

@@ -5,7 +5,7 @@
 import { crc32c } from '../binary.js';
 import { corrupt } from '../errors.js';
 import type { Storage, StorageFile } from '../storage/storage.js';
-import { decodeRecordHeader, decodeSegmentHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, type RecordHeader } from './record.js';
+import { decodeRecordHeader, decodeSegmentHeader, RECORD_HEADER_BYTES, RECORD_MAGIC, SEGMENT_HEADER_BYTES, type RecordHeader } from './record.js';
 import { listSegments, type SegmentFile } from './segments.js';
 
 /** A journaled write: its indicia and where its record lives. */
@@ -69,14 +69,14 @@ export class JournalReader {
   /** Copies `length` payload bytes of a record, starting `skip` bytes into the payload. */
   readPayload(ref: RecordRef, dst: Uint8Array, dstOffset: number, skip: number, length: number): void {
     const n = this.file(ref.segment).read(dst, ref.position + RECORD_HEADER_BYTES + skip, dstOffset, length);
-    if (n !== length) throw corrupt(`journal segment ${ref.segment}`, ref.position, `record seq ${ref.seq} is cut short`);
+    if (n !== length) throw corrupt(this.pathOf(ref.segment), ref.position, `record seq ${ref.seq} is cut short`);
   }
 
   /** Reads and verifies a record's whole payload. */
   payload(ref: RecordRef): Buffer {
     const buf = Buffer.allocUnsafe(ref.length);
     this.readPayload(ref, buf, 0, 0, ref.length);
-    if (crc32c(buf) !== ref.payloadCrc) throw corrupt(`journal segment ${ref.segment}`, ref.position, `payload checksum mismatch for seq ${ref.seq}`);
+    if (crc32c(buf) !== ref.payloadCrc) throw corrupt(this.pathOf(ref.segment), ref.position, `payload checksum mismatch for seq ${ref.seq}`);
     return buf;
   }
 
@@ -115,8 +115,12 @@ export class JournalReader {
       let expected: number | null = position === SEGMENT_HEADER_BYTES ? seg.firstSeq : null;
       let lastSeen = seg.firstSeq - 1;
       while (position < size) {
+        // A bad record at the end of the last segment is a torn tail (a write in progress, or cut by a
+        // crash); with a good record after it, it is damage.
         const bad = (reason: string, end: number): ScanStop =>
-          last && end >= size ? { kind: 'torn', segment: seg, position, reason } : { kind: 'damaged', segment: seg, position, reason };
+          last && (end >= size || !this.goodRecordAfter(file, position + 1, size, expected))
+            ? { kind: 'torn', segment: seg, position, reason }
+            : { kind: 'damaged', segment: seg, position, reason };
         const head = buf.get(position, Math.min(RECORD_HEADER_BYTES, size - position));
         const h = decodeRecordHeader(head);
         if (typeof h === 'string') return bad(h, head.byteLength < RECORD_HEADER_BYTES ? size : position + RECORD_HEADER_BYTES);
@@ -141,6 +145,28 @@ export class JournalReader {
       position = SEGMENT_HEADER_BYTES;
     }
     return { kind: 'end', segment: segs[segs.length - 1].firstSeq, position };
+  }
+
+  /** Is there a decodable record header (with a plausible sequence number) anywhere in [from, size)? */
+  private goodRecordAfter(file: StorageFile, from: number, size: number, minSeq: number | null): boolean {
+    const magic = Buffer.alloc(4);
+    magic.writeUInt32LE(RECORD_MAGIC, 0);
+    const buf = Buffer.allocUnsafe(CHUNK_BYTES + RECORD_HEADER_BYTES);
+    for (let at = from; at < size; at += CHUNK_BYTES) {
+      const n = file.read(buf, at, 0, Math.min(buf.byteLength, size - at));
+      let i = buf.subarray(0, n).indexOf(magic);
+      while (i >= 0 && i < CHUNK_BYTES) {
+        const h = decodeRecordHeader(buf.subarray(0, n), i);
+        if (typeof h !== 'string' && (minSeq === null || h.seq >= minSeq)) return true;
+        i = buf.subarray(0, n).indexOf(magic, i + 1);
+      }
+    }
+    return false;
+  }
+
+  /** The file a segment lives in (for messages). */
+  pathOf(segment: number): string {
+    return this.segments().find((s) => s.firstSeq === segment)?.path ?? this.segments(true).find((s) => s.firstSeq === segment)?.path ?? `${this.dir}/segment ${segment}`;
   }
 
   closeFiles(): void {

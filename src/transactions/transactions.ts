@@ -77,6 +77,8 @@ export class TransactionIndex {
   private file: StorageFile | null = null;
   /** Where a torn or damaged entry was found, if any. */
   damage: { position: number; reason: string } | null = null;
+  /** A reader's view of a bad last entry: a writer may be appending it right now. */
+  pendingTail: { position: number; reason: string } | null = null;
 
   private constructor(private readonly storage: Storage, readonly path: string, private readonly writable: boolean) {}
 
@@ -110,6 +112,7 @@ export class TransactionIndex {
     }
     const size = this.file.size();
     let pos = this.entries.length * TX_ENTRY_BYTES;
+    this.pendingTail = null;
     if (size <= pos) return;
     const buf = Buffer.allocUnsafe(size - pos);
     const n = this.file.read(buf, pos);
@@ -122,7 +125,10 @@ export class TransactionIndex {
         : e.lastSeq < e.firstSeq ? `transaction ${e.id} has last seq ${e.lastSeq} before first seq ${e.firstSeq}` : null;
       if (reason !== null) {
         // The last entry may be mid-append by a writer in another process.
-        if (!this.writable && n - at < TX_ENTRY_BYTES * 2) return;
+        if (!this.writable && n - at < TX_ENTRY_BYTES * 2) {
+          this.pendingTail = { position: pos, reason };
+          return;
+        }
         this.damage = { position: pos, reason };
         return;
       }

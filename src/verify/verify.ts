@@ -30,6 +30,8 @@ export interface VerifyContext {
   index: TransactionIndex;
   journal: JournalReader;
   progress?: (phase: string, done: number, total: number) => void;
+  /** A writer is running: a half-written last index entry or journal record is expected, not damage. */
+  writerActive?: boolean;
 }
 
 export function verifyStore(ctx: VerifyContext): VerifyReport {
@@ -43,6 +45,9 @@ export function verifyStore(ctx: VerifyContext): VerifyReport {
 
   // 1. The transaction index.
   if (ctx.index.damage) problems.push({ file: ctx.index.path, position: ctx.index.damage.position, message: ctx.index.damage.reason });
+  const tail = ctx.index.pendingTail;
+  if (tail && ctx.writerActive) notes.push(`the last index entry (byte ${tail.position}) is being written by the running writer`);
+  else if (tail) problems.push({ file: ctx.index.path, position: tail.position, message: `${tail.reason} (last entry; the next writer to open the store drops it and redoes its window from the pack)` });
 
   // 2. The journal, every record and payload.
   const firstRecord = new Map<number, { segment: number; position: number }>();

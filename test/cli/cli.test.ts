@@ -305,7 +305,8 @@ describe('damage', () => {
       expectRestoreEquals(store, 'a', ['--seq', String(WRITES)], WRITES),
     ]);
     expect(needs.code).toBe(1);
-    expect(needs.stderr).toMatch(/payload of seq 1 does not match its checksum/);
+    expect(needs.stderr).toMatch(/payload checksum mismatch for seq 1/);
+    expect(needs.stderr).toContain(file);
   });
 
   it('(b) a flipped byte in a pack: verify exits 1 naming it; restores that need it fail, others succeed', async () => {

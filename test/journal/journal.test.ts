@@ -377,13 +377,8 @@ describe('torn tail recovery', () => {
     await reopenExpectingCut();
   });
 
-  // A crash can leave the end of the open segment as garbage longer than a record header: the file
-  // size reached the disk but the pages holding the record's header did not (they read as zeros),
-  // or a torn multi-page write. Nothing valid follows it, so it is a torn tail like the cases above.
-  // BUG: JournalReader.scan (src/journal/reader.ts, the `bad(h, ...)` call for an undecodable
-  // header) classifies a bad header as 'torn' only when fewer than 48 bytes follow it; with more it
-  // is 'damaged', so Journal.open throws CORRUPT and the store cannot be opened after such a crash.
-  it.fails('cuts off garbage longer than a record header (e.g. a zero-filled tail after a crash)', async () => {
+  // A crash can leave the file longer than its last good record (size updated, data pages lost).
+  it('cuts off garbage longer than a record header (e.g. a zero-filled tail after a crash)', async () => {
     await threeRecords();
     fs.appendFileSync(path.join(dir, openName), Buffer.alloc(200));
     await reopenExpectingCut();
@@ -467,18 +462,35 @@ describe('damage', () => {
     expect(fs.statSync(file).size).toBe(MAX);
   });
 
-  it('Journal.open refuses a bad record in the open segment that has good records after it', async () => {
+  it('a reader reports a bad record in the open segment with good records after it as damage', async () => {
+    const j = await openJournal();
+    for (let i = 1; i <= 4; i++) j.append(0, 0, Buffer.alloc(PAYLOAD, i), i);
+    await closeJournal(j);
+    const file = path.join(dir, seg(1, 'open'));
+    flipByte(file, R2 + RECORD_HEADER_BYTES + 10); // seq 2's payload; seq 3 and 4 follow
+    const { JournalReader } = await import('../../src/journal/reader.js');
+    const reader = new JournalReader(nodeStorage, dir);
+    const stop = reader.scan({ fromSeq: 1, verifyPayload: true, onRecord: () => {} });
+    reader.closeFiles();
+    expect(stop).toMatchObject({ kind: 'damaged', position: R2 });
+  });
+
+  it('the writer recovers the open segment to the point before a bad record, keeping the bytes it cuts off', async () => {
     const j = await openJournal();
     for (let i = 1; i <= 4; i++) j.append(0, 0, Buffer.alloc(PAYLOAD, i), i);
     await closeJournal(j);
     const file = path.join(dir, seg(1, 'open'));
     const size = fs.statSync(file).size;
-    flipByte(file, R2 + RECORD_HEADER_BYTES + 10); // seq 2's payload; seq 3 and 4 follow
-    const err = await Journal.open(nodeStorage, dir, { segmentBytesMax: BIG }).then(
-      (jj) => { opened.push(jj); return null; },
-      (e: unknown) => e,
-    );
-    expectCorrupt(err, file, R2);
-    expect(fs.statSync(file).size).toBe(size); // not "repaired" by truncation
+    flipByte(file, R2 + RECORD_HEADER_BYTES + 10);
+    const tail = fs.readFileSync(file).subarray(R2);
+    const warnings: string[] = [];
+    const jj = await Journal.open(nodeStorage, dir, { segmentBytesMax: BIG, onWarning: (m) => warnings.push(m) });
+    opened.push(jj);
+    expect(jj.lastSeq).toBe(1);
+    expect(fs.statSync(file).size).toBe(R2);
+    expect(fs.readFileSync(`${file}.cut-${R2}`).equals(tail)).toBe(true);
+    expect(size - R2).toBe(tail.byteLength);
+    expect(warnings.join('\n')).toMatch(/bad record at byte .* kept the .* bytes cut off/);
+    expect(jj.append(0, 0, Buffer.alloc(1), 10).seq).toBe(2);
   });
 });

@@ -6,13 +6,14 @@ import { EXIT } from '../exit-codes.js';
 import { joinPath } from '../../storage/storage.js';
 import { nodeStorage } from '../../storage/node-storage.js';
 import { TransactionIndex } from '../../transactions/transactions.js';
+import { liveWriter } from '../../lock.js';
 
 export async function verifyCommand(io: Io, store: string, opts: { json?: boolean }): Promise<number> {
   const reader = await openStoreReader(store, { tolerateDamage: true });
   try {
     const h = reader.history;
     const index = await TransactionIndex.open(nodeStorage, joinPath(store, 'index'), false);
-    const report = verifyStore({ storage: nodeStorage, dir: store, blockSize: h.config.blockSize, volumes: h.volumes, index, journal: h.journal });
+    const report = verifyStore({ storage: nodeStorage, dir: store, blockSize: h.config.blockSize, volumes: h.volumes, index, journal: h.journal, writerActive: liveWriter(store) !== null });
     index.close();
     if (opts.json) {
       io.out(JSON.stringify(report) + '\n');
