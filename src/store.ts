@@ -2,7 +2,7 @@
 // design: capture (journal, then production) -> window scheduler -> increment builder on the kernel
 // pool -> pack durable -> replica updated -> transaction index entry. Reads of the past go through
 // `history` (views, restores, status, log).
-import { readConfig, writeConfig, type StoreConfig, type VolumeConfig } from './config.js';
+import { readConfig, validateConfig, writeConfig, type StoreConfig, type VolumeConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { assert, closed, corrupt, RewindError } from './errors.js';
 import { buildPack, type BuiltPack, type ClosedWindow, type SectionPlacement } from './increment/builder.js';
@@ -65,7 +65,6 @@ export async function initStore(dir: string, opts: InitOptions): Promise<StoreCo
     if (v.path !== undefined && !(v.size > 0)) v.size = storage.sizeOf(v.path);
   }
   // Checks everything before the first file is made.
-  const { validateConfig } = await import('./config.js');
   validateConfig(config);
   for (const d of STORE_DIRS) storage.mkdirp(joinPath(dir, d));
   for (const v of config.volumes) {

@@ -1,5 +1,6 @@
 // The `rewind` command line. Each command opens the store it names, does one thing and exits with
 // a code from exit-codes.ts. Read-only commands open the store alongside a running writer.
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { initCommand } from './commands/init.js';
@@ -103,5 +104,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 }
 
 function packageVersion(): string {
-  return '0.1.0';
+  const pkg = new URL('../../../package.json', import.meta.url);
+  try {
+    return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }
