@@ -1,0 +1,159 @@
+// `rewind serve` end to end (GitHub issue 3): fio's nbd engine with crc32c verification, and bad
+// input from a raw client against the real server. Bad input gets its error, changes nothing
+// (lastSeq from `rewind status` in another process stays put) and never stops the server.
+
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { RawClient } from '../nbd/raw-client.js';
+import { requireTool } from '../helpers/tools.js';
+import { KiB, MiB, ok, removeTempDirs, rewind, run, sleep, startServe, status, statusUntil, stopAll, tempDir, initStore, uri, type Served } from './harness.js';
+
+const NBD_EPERM = 1;
+const NBD_EINVAL = 22;
+const NBD_ENOSPC = 28;
+const CMD_READ = 0;
+const CMD_WRITE = 1;
+const SIZE = 64 * MiB;
+
+afterEach((ctx) => stopAll(ctx));
+afterAll(removeTempDirs);
+
+async function freshServer(): Promise<{ store: string; srv: Served }> {
+  const store = path.join(tempDir(), 'store');
+  await initStore(store, 'disk0:64M', 'count:50');
+  return { store, srv: await startServe(store) };
+}
+
+describe('rewind serve: fio', () => {
+  it('random 4k writes at iodepth 16 verify with crc32c; rewind verify passes while serve runs', async (ctx) => {
+    if (!requireTool('fio')) ctx.skip();
+    const { store, srv } = await freshServer();
+    const r = ok(
+      await run(
+        'fio',
+        [
+          '--name=verify',
+          '--ioengine=nbd',
+          `--uri=${uri(srv.port, 'disk0')}`,
+          '--rw=randwrite',
+          '--bs=4k',
+          '--iodepth=16',
+          '--size=4m',
+          '--verify=crc32c',
+          '--do_verify=1',
+          '--verify_fatal=1',
+          '--verify_state_save=0',
+          '--runtime=20',
+          '--output-format=json',
+        ],
+        { timeoutMs: 30_000 },
+      ),
+    );
+    const job = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0];
+    expect(job.error).toBe(0);
+    expect(job.write.total_ios).toBe(1024);
+    expect(job.read.io_bytes).toBeGreaterThanOrEqual(4 * MiB); // the verify pass read it all back
+    const s = await status(store);
+    expect(s.lastSeq).toBeGreaterThanOrEqual(1024);
+    expect(s.transactions).toBeGreaterThanOrEqual(1);
+    const v = await rewind(['verify', store], 30_000);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    expect(srv.proc.exitCode).toBe(null);
+  });
+});
+
+describe('rewind serve: bad input from a raw client', () => {
+  /** lastSeq has not moved (given the server a moment to act on whatever it was sent). */
+  async function expectUnchanged(store: string, lastSeq: number): Promise<void> {
+    await sleep(100);
+    expect((await status(store)).lastSeq).toBe(lastSeq);
+  }
+
+  /** Another connection still gets served: a read that returns the expected bytes. */
+  async function expectServing(srv: Served, offset: number, expected: Buffer): Promise<void> {
+    const { client } = await RawClient.open(srv.port, 'disk0');
+    const r = await client.readAt(offset, expected.length);
+    expect(r.error).toBe(0);
+    expect(r.data!.equals(expected)).toBe(true);
+    expect(await client.disconnect()).toBe(true);
+  }
+
+  it('errors for writes and reads past the end, unknown commands, oversize reads and view writes; the connection stays usable', async () => {
+    const { store, srv } = await freshServer();
+    const { client, size } = await RawClient.open(srv.port, 'disk0');
+    expect(size).toBe(SIZE);
+    const good = Buffer.alloc(4 * KiB, 0x6b);
+    expect((await client.writeAt(0, good)).error).toBe(0);
+    const base = await statusUntil(store, (s) => s.lastSeq === 1);
+
+    // Past or straddling the end: ENOSPC for writes (payload consumed), EINVAL for reads.
+    expect((await client.writeAt(SIZE, Buffer.alloc(4 * KiB, 1), 0, 2n)).error).toBe(NBD_ENOSPC);
+    expect((await client.writeAt(SIZE - 512, Buffer.alloc(1024, 1), 0, 3n)).error).toBe(NBD_ENOSPC);
+    client.sendRequest(CMD_WRITE, { handle: 4n, offset: 2n ** 63n, payload: Buffer.alloc(512, 1) });
+    expect(await client.simpleReply()).toMatchObject({ error: NBD_ENOSPC, handle: 4n });
+    expect((await client.readAt(SIZE, 512, 5n)).error).toBe(NBD_EINVAL);
+    expect((await client.readAt(SIZE - 512, 1024, 6n)).error).toBe(NBD_EINVAL);
+    // Zero length, an unknown command, an unknown flag, a read over the 32 MiB maximum.
+    expect((await client.readAt(0, 0, 7n)).error).toBe(NBD_EINVAL);
+    client.sendRequest(99, { handle: 8n, offset: 0, length: 512 });
+    expect(await client.simpleReply()).toMatchObject({ error: NBD_EINVAL, handle: 8n });
+    client.sendRequest(CMD_READ, { handle: 9n, flags: 0x8000, offset: 0, length: 512 });
+    expect(await client.simpleReply()).toMatchObject({ error: NBD_EINVAL, handle: 9n });
+    expect((await client.readAt(0, 32 * MiB + 1, 10n)).error).toBe(NBD_EINVAL);
+    await expectUnchanged(store, base.lastSeq);
+
+    // The same connection still works, and nothing was written past the first write.
+    const back = await client.readAt(0, 8 * KiB, 11n);
+    expect(back.error).toBe(0);
+    expect(back.data!.equals(Buffer.concat([good, Buffer.alloc(4 * KiB)]))).toBe(true);
+    const tail = await client.readAt(SIZE - 1024, 1024, 12n);
+    expect(tail.data!.equals(Buffer.alloc(1024))).toBe(true);
+    expect(await client.disconnect()).toBe(true);
+
+    // A write to a view of the past: EPERM, payload consumed, connection usable.
+    const view = await RawClient.open(srv.port, `disk0@seq=${base.lastSeq}`);
+    expect((await view.client.writeAt(0, Buffer.alloc(4 * KiB, 2), 0, 1n)).error).toBe(NBD_EPERM);
+    const viewBack = await view.client.readAt(0, 4 * KiB, 2n);
+    expect(viewBack.data!.equals(good)).toBe(true);
+    expect(await view.client.disconnect()).toBe(true);
+    await expectUnchanged(store, base.lastSeq);
+    await expectServing(srv, 0, good);
+  });
+
+  it('a bad request magic closes only that connection', async () => {
+    const { store, srv } = await freshServer();
+    const other = await RawClient.open(srv.port, 'disk0');
+    const { client } = await RawClient.open(srv.port, 'disk0');
+    client.sendRequest(CMD_WRITE, { magic: 0x12345678, offset: 0, payload: Buffer.alloc(4 * KiB, 3) });
+    expect(await client.closedWithin(5000)).toBe(true);
+    await expectUnchanged(store, 0);
+    // The connection opened before is untouched, and new ones are served.
+    const r = await other.client.readAt(0, 4 * KiB);
+    expect(r.error).toBe(0);
+    expect(r.data!.equals(Buffer.alloc(4 * KiB))).toBe(true);
+    expect(await other.client.disconnect()).toBe(true);
+    await expectServing(srv, 0, Buffer.alloc(4 * KiB));
+  });
+
+  it('a client that disconnects in the middle of a write payload changes nothing', async () => {
+    const { store, srv } = await freshServer();
+    const { client } = await RawClient.open(srv.port, 'disk0');
+    const good = Buffer.alloc(64 * KiB, 0x42);
+    expect((await client.writeAt(MiB, good)).error).toBe(0);
+    const base = await statusUntil(store, (s) => s.lastSeq === 1);
+    // The header announces 64 KiB; only 1000 bytes follow before the socket is destroyed.
+    client.write(Buffer.concat([RawClient.requestHeader(CMD_WRITE, { handle: 2n, offset: MiB, length: 64 * KiB }), Buffer.alloc(1000, 0x99)]));
+    await sleep(50);
+    client.destroy();
+    await expectUnchanged(store, base.lastSeq);
+    // Same with the header itself cut short.
+    const second = await RawClient.open(srv.port, 'disk0');
+    second.client.write(RawClient.requestHeader(CMD_WRITE, { handle: 1n, offset: MiB, length: 4 * KiB }).subarray(0, 20));
+    await sleep(50);
+    second.client.destroy();
+    await expectUnchanged(store, base.lastSeq);
+    await expectServing(srv, MiB, good);
+    const v = await rewind(['verify', store], 30_000);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+  });
+});
