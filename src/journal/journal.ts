@@ -202,7 +202,9 @@ export class Journal {
         this.dirDirty = false;
         await Promise.all(files.map((f) => f.sync()));
         if (dir) await this.storage.syncDir(this.dir);
-        for (const f of files) if (f !== this.file) f.close();
+        // A sealed segment is closed once synced, unless it was written again during this sync
+        // (it is back in `unsynced` and is closed after its next one).
+        for (const f of files) if (f !== this.file && !this.unsynced.has(f)) f.close();
         this.durableSeq = Math.max(this.durableSeq, upTo);
         const still: Waiter[] = [];
         for (const w of this.waiters) (w.seq <= this.durableSeq ? w.resolve() : still.push(w));

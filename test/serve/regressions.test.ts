@@ -1,17 +1,9 @@
-// Two src bugs found by the `rewind serve` end-to-end tests. These tests state the wanted behaviour
-// and fail on the code as it stands; they run only with REWIND_KNOWN_BUGS=1 until the fixes land
-// (then drop the gate):
-//
-// 1. src/journal/journal.ts, rotate() + pump(): a segment sealed while a group-commit fsync is in
-//    flight is re-added to `unsynced` by rotate(); when that fsync completes, pump() closes every
-//    file it synced that is not the open one (`for (const f of files) if (f !== this.file)
-//    f.close()`), i.e. the just-sealed segment, which is still in `unsynced`. The next pump round
-//    fsyncs the closed file: "journal sync failed: The value of "fd" is out of range ... Received
-//    -1", the journal is failed for good and every later write and flush gets EIO.
-// 2. src/verify/verify.ts, step 3: the index entries come from the snapshot taken when the reader
-//    opened, the pack listing from much later; any window applied in between leaves a pack with
-//    "no transaction", and all but the first are reported as damage ("pack for seq A..B has no
-//    transaction and does not follow the last one", exit 1) while `rewind serve` is writing.
+// Regressions found by the `rewind serve` end-to-end tests:
+// 1. A journal segment sealed while a group-commit fsync was in flight was closed by that fsync's
+//    completion although it still had unsynced writes; the next fsync failed on a closed file and
+//    the journal refused every later write (EIO).
+// 2. `rewind verify` read the index when it opened and listed the packs much later, so windows
+//    applied by a running `rewind serve` in between were reported as damage.
 
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -21,7 +13,7 @@ import { initStore, ok, removeTempDirs, rewind, run, startServe, status, stopAll
 afterEach((ctx) => stopAll(ctx));
 afterAll(removeTempDirs);
 
-describe.runIf(process.env.REWIND_KNOWN_BUGS)('rewind serve: known bugs', () => {
+describe('rewind serve: regressions', () => {
   it('the journal seals a segment (64 MiB) during group commits without failing', async (ctx) => {
     if (!requireTool('fio')) ctx.skip();
     const store = path.join(tempDir(), 'store');
