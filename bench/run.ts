@@ -1,22 +1,64 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
-// as JSON (bench-results.json, or the path given with --json-out).
+// as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
+// --only kernels,capture,pipeline,restore,e2e runs a subset.
 import { writeFileSync } from 'node:fs';
 import { benchKernels } from './kernels.js';
 import { benchCapture } from './capture.js';
+import { benchPipeline, printPipeline } from './pipeline.js';
+import { benchRestore, printRestore } from './restore.js';
+import { benchE2E, printE2E } from './e2e.js';
 
 const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--json-out');
 const outPath = outIndex > 0 ? process.argv[outIndex + 1] : 'bench-results.json';
+const onlyIndex = process.argv.indexOf('--only');
+const only = onlyIndex > 0 ? new Set(process.argv[onlyIndex + 1].split(',')) : null;
+const want = (name: string) => only === null || only.has(name);
 
 const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, quick };
+const started = performance.now();
+const save = () => writeFileSync(outPath, JSON.stringify({ ...results, seconds: (performance.now() - started) / 1000 }, null, 2) + '\n');
 
-console.log('\nKernels (1 MiB inputs): WebAssembly SIMD vs TypeScript reference vs Buffer.copy of the same bytes');
-const kernels = await benchKernels({ quick });
-console.table(kernels.map((k) => ({ kernel: k.kernel, 'wasm GB/s': f(k.wasmGBps), 'ts GB/s': f(k.tsGBps), 'copy GB/s': f(k.copyGBps), 'wasm/ts': f(k.wasmVsTs, 1), 'wasm/copy': f(k.wasmVsCopy) })));
+if (want('kernels')) {
+  console.log('\nKernels (1 MiB inputs): WebAssembly SIMD vs TypeScript reference vs Buffer.copy of the same bytes');
+  const kernels = await benchKernels({ quick });
+  console.table(kernels.map((k) => ({ kernel: k.kernel, 'wasm GB/s': f(k.wasmGBps), 'ts GB/s': f(k.tsGBps), 'copy GB/s': f(k.copyGBps), 'wasm/ts': f(k.wasmVsTs, 1), 'wasm/copy': f(k.wasmVsCopy) })));
+  results.kernels = kernels;
+  save();
+}
 
-console.log('\nEmbedded capture: Store.write (journal + production, windows applied in the background) vs plain file writes');
-const capture = await benchCapture({ quick });
-console.table(capture.map((r) => ({ write: `${r.writeBytes / 1024} KiB`, 'rewind MB/s': f(r.rewindMBps, 0), 'rewind writes/s': f(r.rewindWritesPerSec, 0), 'plain MB/s': f(r.plainMBps, 0), 'rewind/plain': f(r.ratio), 'applied MB/s': f(r.appliedMBps, 0) })));
+if (want('capture')) {
+  console.log('\nEmbedded capture: Store.write (journal + production, windows applied in the background) vs plain file writes');
+  const capture = await benchCapture({ quick });
+  console.table(capture.map((r) => ({ write: `${r.writeBytes / 1024} KiB`, 'rewind MB/s': f(r.rewindMBps, 0), 'rewind writes/s': f(r.rewindWritesPerSec, 0), 'plain MB/s': f(r.plainMBps, 0), 'rewind/plain': f(r.ratio), 'applied MB/s': f(r.appliedMBps, 0) })));
+  results.capture = capture;
+  save();
+}
 
-writeFileSync(outPath, JSON.stringify({ date: new Date().toISOString(), node: process.version, kernels, capture }, null, 2) + '\n');
-console.log(`\nfigures written to ${outPath}`);
+if (want('pipeline')) {
+  console.log("\nPipeline: Store.write as fast as it goes (mixed 4 KiB random / 64 KiB sequential, window 'bytes:16M'), increment builder + replica apply with 1, 2, N workers");
+  const pipeline = await benchPipeline({ quick });
+  printPipeline(pipeline);
+  results.pipeline = pipeline;
+  save();
+}
+
+if (want('restore')) {
+  console.log('\nRestore: a filled volume to points 1..1000 windows back vs cp of the replica; opening a <vol>@seq= view as the volume grows');
+  const restore = await benchRestore({ quick });
+  printRestore(restore);
+  results.restore = restore;
+  save();
+}
+
+if (want('e2e')) {
+  console.log('\nEnd to end: fio --ioengine=nbd through `rewind serve` vs nbdkit (alternating rounds, median); and the NBD layer alone (memory) vs nbdkit memory');
+  const e2e = await benchE2E({ quick, log: (m) => console.log(m) });
+  printE2E(e2e);
+  results.e2e = e2e;
+  save();
+}
+
+save();
+console.log(`\nfigures written to ${outPath} (${f((performance.now() - started) / 1000, 0)} s)`);

@@ -1,0 +1,332 @@
+// End to end: fio's nbd engine against `rewind serve` (the real bin, a child process, a fresh store
+// with one 1 GiB volume and the default window policy) and against nbdkit's file plugin on a sparse
+// file of the same size, alternating in one run (rewind, nbdkit, rewind, nbdkit, ...); the median of
+// the rounds is reported. Also the NBD protocol layer alone: rewind's server over its in-memory
+// provider (a child process too) against nbdkit's memory plugin, alternating the same way.
+// After each rewind run: peak RSS of the serve process (VmHWM) and the lag, the time until
+// `rewind status --json` reports appliedSeq == lastSeq.
+//
+// Run alone: npm run build && node dist/bench/e2e.js [--quick] [--rounds N] [--seconds S] [--cpu-prof DIR]
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, ftruncateSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface E2EWorkload {
+  name: string;
+  rw: 'randwrite' | 'write';
+  bs: string;
+  iodepth: number;
+}
+
+export interface E2ERun {
+  server: string;
+  iops: number;
+  mbps: number;
+  /** fio's error (0: none). */
+  error: number;
+  /** rewind only. */
+  peakRssMB?: number;
+  lagMs?: number;
+  lastSeq?: number;
+}
+
+export interface E2ERow {
+  workload: string;
+  /** Which pair of servers: rewind serve vs nbdkit file, or rewind's NBD layer (memory) vs nbdkit memory. */
+  pair: 'store' | 'memory';
+  rewindIops: number;
+  nbdkitIops: number;
+  ratio: number;
+  rewindMBps: number;
+  nbdkitMBps: number;
+  /** Median over the rounds (store pair only). */
+  peakRssMB: number | null;
+  lagMs: number | null;
+  errors: number;
+  rounds: { rewind: E2ERun; nbdkit: E2ERun }[];
+  goalMet: boolean;
+}
+
+export interface E2EOptions {
+  quick?: boolean;
+  rounds?: number;
+  seconds?: number;
+  /** Runs `rewind serve` with --cpu-prof into this directory. */
+  cpuProfDir?: string;
+  /** Skip the memory pair. */
+  storeOnly?: boolean;
+  /** Only the memory pair (the NBD protocol layer). */
+  memoryOnly?: boolean;
+  workloads?: E2EWorkload[];
+  log?: (msg: string) => void;
+}
+
+export const E2E_WORKLOADS: E2EWorkload[] = [
+  { name: '4 KiB random write, QD16', rw: 'randwrite', bs: '4k', iodepth: 16 },
+  { name: '64 KiB sequential write, QD4', rw: 'write', bs: '64k', iodepth: 4 },
+];
+
+const VOLUME_BYTES = 2 ** 30;
+/** How long to wait for the replica to catch up after fio ends before giving up (lag n/a). */
+const LAG_WAIT_MS = 60_000;
+const here = dirname(fileURLToPath(import.meta.url));
+/** The repository root (dist/bench/e2e.js or bench/e2e.ts). */
+const root = resolve(here, here.includes(`${join('dist', 'bench')}`) ? '../..' : '..');
+const rewindBin = join(root, 'bin', 'rewind.js');
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Installs fio and nbdkit from Debian when they are missing (root only). */
+export function ensureTools(log: (m: string) => void = console.error): boolean {
+  const missing = ['fio', 'nbdkit'].filter((c) => !have(c));
+  if (missing.length === 0) return true;
+  if (process.getuid?.() !== 0) {
+    log(`e2e: ${missing.join(', ')} missing and not root: skipping`);
+    return false;
+  }
+  log(`e2e: installing ${missing.join(' ')}`);
+  spawnSync('apt-get', ['update'], { stdio: 'ignore' });
+  spawnSync('apt-get', ['install', '-y', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  return ['fio', 'nbdkit'].every(have);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before listening on ${port}`);
+    const ok = await new Promise<boolean>((res) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('connect', () => {
+        c.destroy();
+        res(true);
+      });
+      c.once('error', () => res(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. */
+async function stop(child: ChildProcess, graceMs = 30_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps: number; error: number } {
+  const args = [
+    '--name=e2e', '--ioengine=nbd', `--uri=${uri}`, `--rw=${w.rw}`, `--bs=${w.bs}`, `--iodepth=${w.iodepth}`,
+    `--runtime=${seconds}`, '--time_based', '--output-format=json',
+  ];
+  const r = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: (seconds + 60) * 1000 });
+  const out = r.stdout ?? '';
+  const at = out.indexOf('{'); // "fio: connected to NBD server" comes first
+  if (at < 0) throw new Error(`fio printed no JSON (status ${r.status}): ${(r.stderr ?? '').slice(0, 500)}`);
+  const job = JSON.parse(out.slice(at)).jobs[0];
+  return { iops: job.write.iops, mbps: job.write.bw_bytes / 1e6, error: job.error ?? 0 };
+}
+
+function vmHwmMB(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function status(store: string): { lastSeq: number; appliedSeq: number } {
+  const out = execFileSync(process.execPath, [rewindBin, 'status', store, '--json'], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions): Promise<E2ERun> {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-e2e-'));
+  const store = join(dir, 'store');
+  const port = await freePort();
+  const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=serve-${w.bs}-${w.iodepth}-${Date.now()}.cpuprofile`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    if (stderr.length < 20_000) stderr += d.toString();
+  });
+  try {
+    await waitForPort(port, child);
+    const r = fio(`nbd://127.0.0.1:${port}/disk0`, w, seconds);
+    const ended = performance.now();
+    let s = status(store);
+    while (s.appliedSeq < s.lastSeq && performance.now() - ended < LAG_WAIT_MS) {
+      await sleep(20);
+      s = status(store);
+    }
+    const lagMs = s.appliedSeq >= s.lastSeq ? performance.now() - ended : NaN;
+    const peakRssMB = vmHwmMB(child.pid!);
+    if (r.error !== 0 || /failed/i.test(stderr)) opts.log?.(`e2e: rewind serve reported: ${stderr.split('\n').filter((l) => /failed/i.test(l)).slice(0, 3).join(' | ')}`);
+    return { server: 'rewind serve', ...r, peakRssMB, lagMs, lastSeq: s.lastSeq };
+  } finally {
+    await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runChildServer(cmd: string, args: (port: number) => string[], uriPath: string, w: E2EWorkload, seconds: number, label: string): Promise<E2ERun> {
+  const port = await freePort();
+  // stderr ignored: the readiness probe makes nbdkit log a reset connection.
+  const child = spawn(cmd, args(port), { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    await waitForPort(port, child);
+    const r = fio(`nbd://127.0.0.1:${port}${uriPath}`, w, seconds);
+    return { server: label, ...r, peakRssMB: vmHwmMB(child.pid!) };
+  } finally {
+    await stop(child, 5000);
+  }
+}
+
+async function runNbdkitFile(w: E2EWorkload, seconds: number): Promise<E2ERun> {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-e2e-nbdkit-'));
+  const file = join(dir, 'disk.img');
+  const fd = openSync(file, 'w');
+  ftruncateSync(fd, VOLUME_BYTES);
+  closeSync(fd);
+  try {
+    return await runChildServer('nbdkit', (p) => ['-f', '-i', '127.0.0.1', '-p', String(p), 'file', file], '/disk0', w, seconds, 'nbdkit file');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const runNbdkitMemory = (w: E2EWorkload, seconds: number) =>
+  runChildServer('nbdkit', (p) => ['-f', '-i', '127.0.0.1', '-p', String(p), 'memory', String(VOLUME_BYTES)], '/disk0', w, seconds, 'nbdkit memory');
+
+const runRewindMemory = (w: E2EWorkload, seconds: number) =>
+  runChildServer(process.execPath, (p) => [fileURLToPath(import.meta.url), '--serve-memory', String(p)], '/disk0', w, seconds, 'rewind nbd (memory)');
+
+function row(workload: string, pair: 'store' | 'memory', rounds: { rewind: E2ERun; nbdkit: E2ERun }[]): E2ERow {
+  const rewindIops = median(rounds.map((r) => r.rewind.iops));
+  const nbdkitIops = median(rounds.map((r) => r.nbdkit.iops));
+  const errors = rounds.filter((r) => r.rewind.error !== 0 || r.nbdkit.error !== 0).length;
+  const ratio = rewindIops / nbdkitIops;
+  return {
+    workload, pair, rewindIops, nbdkitIops, ratio,
+    rewindMBps: median(rounds.map((r) => r.rewind.mbps)),
+    nbdkitMBps: median(rounds.map((r) => r.nbdkit.mbps)),
+    peakRssMB: pair === 'store' ? median(rounds.map((r) => r.rewind.peakRssMB ?? NaN)) : null,
+    lagMs: pair === 'store' ? median(rounds.map((r) => r.rewind.lagMs ?? NaN)) : null,
+    errors, rounds, goalMet: errors === 0 && ratio >= 1.0,
+  };
+}
+
+export async function benchE2E(opts: E2EOptions = {}): Promise<E2ERow[]> {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  if (!ensureTools(log)) return [];
+  if (!existsSync(join(root, 'dist', 'src', 'cli', 'main.js'))) throw new Error('run `npm run build` first');
+  const rounds = opts.rounds ?? (opts.quick ? 1 : 3);
+  const seconds = opts.seconds ?? (opts.quick ? 2 : 5);
+  const rows: E2ERow[] = [];
+  for (const w of opts.workloads ?? E2E_WORKLOADS) {
+    const store: { rewind: E2ERun; nbdkit: E2ERun }[] = [];
+    const memory: { rewind: E2ERun; nbdkit: E2ERun }[] = [];
+    for (let i = 0; i < rounds; i++) {
+      if (!opts.memoryOnly) {
+        const rewind = await runRewindServe(w, seconds, { ...opts, log });
+        const nbdkit = await runNbdkitFile(w, seconds);
+        store.push({ rewind, nbdkit });
+        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS`);
+      }
+      if (!opts.storeOnly) {
+        const rm = await runRewindMemory(w, seconds);
+        const nm = await runNbdkitMemory(w, seconds);
+        memory.push({ rewind: rm, nbdkit: nm });
+        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind nbd (memory) ${rm.iops.toFixed(0)} IOPS, nbdkit memory ${nm.iops.toFixed(0)} IOPS`);
+      }
+    }
+    if (store.length > 0) rows.push(row(w.name, 'store', store));
+    if (memory.length > 0) rows.push(row(w.name, 'memory', memory));
+  }
+  return rows;
+}
+
+export function printE2E(rows: E2ERow[]): void {
+  const f = (n: number | null, d = 0) => (n !== null && Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  console.table(rows.map((r) => ({
+    workload: r.workload,
+    servers: r.pair === 'store' ? 'rewind serve / nbdkit file' : 'rewind nbd (memory) / nbdkit memory',
+    'rewind IOPS': f(r.rewindIops),
+    'nbdkit IOPS': f(r.nbdkitIops),
+    ratio: f(r.ratio, 2),
+    'rewind MB/s': f(r.rewindMBps),
+    'peak RSS MB': f(r.peakRssMB),
+    'lag ms': f(r.lagMs),
+    errors: r.errors,
+    'goal ratio>=1': r.goalMet ? 'met' : 'not met',
+  })));
+}
+
+/** `--serve-memory PORT`: rewind's NBD server over its in-memory provider, one 1 GiB export "disk0". */
+async function serveMemory(port: number): Promise<void> {
+  const { startNbdServer } = await import('../src/nbd/server.js');
+  const { MemoryExportProvider } = await import('../src/nbd/memory-export.js');
+  const provider = new MemoryExportProvider({ disk0: { size: VOLUME_BYTES } });
+  const server = await startNbdServer({ provider, listen: { host: '127.0.0.1', port } });
+  const done = () => void server.close({ graceful: false }).then(() => process.exit(0));
+  process.on('SIGTERM', done);
+  process.on('SIGINT', done);
+}
+
+function isMain(): boolean {
+  try {
+    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  const args = process.argv.slice(2);
+  const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  if (args.includes('--serve-memory')) {
+    await serveMemory(Number(arg('--serve-memory')));
+  } else {
+    const only = arg('--only');
+    const rows = await benchE2E({
+      quick: args.includes('--quick'),
+      rounds: arg('--rounds') ? Number(arg('--rounds')) : undefined,
+      seconds: arg('--seconds') ? Number(arg('--seconds')) : undefined,
+      cpuProfDir: arg('--cpu-prof'),
+      storeOnly: args.includes('--store-only'),
+      memoryOnly: args.includes('--memory-only'),
+      workloads: only ? E2E_WORKLOADS.filter((w) => w.bs === only) : undefined,
+    });
+    printE2E(rows);
+    if (args.includes('--json')) console.log(JSON.stringify(rows, null, 2));
+  }
+}

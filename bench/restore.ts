@@ -1,0 +1,205 @@
+// Restore and time travel:
+// 1. Restore throughput (GB/s) of a volume filled with data, to points 1, 10, 100 and 1000 windows
+//    back, against `cp` of the replica file and a sequential read of it (the disk-speed reference).
+//    The volume is an existing file of random bytes (its contents become the start of the history);
+//    each window then holds 16 random 4 KiB writes, so the history stays small on disk.
+// 2. Time to open a `<vol>@seq=` view (store.history.view(vol, seq)) and read its first block, on
+//    sparse volumes of 64 MiB to 4 GiB with the same history (windows of 16 random 4 KiB writes),
+//    at a point half-way back: cold (first open) and warm (median of later opens).
+//
+// Run alone: npm run build && node dist/bench/restore.js [--quick]
+
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readSync, realpathSync, rmSync, writeSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initStore, Store } from '../src/index.js';
+
+export interface RestoreRow {
+  windowsBack: number;
+  seq: number;
+  seconds: number;
+  GBps: number;
+  /** Restore speed over the cp speed of the replica. */
+  vsCp: number;
+}
+
+export interface DiskReference {
+  volumeBytes: number;
+  cpGBps: number;
+  readGBps: number;
+}
+
+export interface ViewOpenRow {
+  volumeBytes: number;
+  windows: number;
+  coldMs: number;
+  warmMs: number;
+}
+
+export interface RestoreBenchResult {
+  reference: DiskReference;
+  restore: RestoreRow[];
+  viewOpen: ViewOpenRow[];
+}
+
+const WRITES_PER_WINDOW = 16;
+const WRITE_BYTES = 4096;
+
+/** mulberry32 */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Writes `windows` windows of small random writes; returns the last seq of each window. */
+async function buildHistory(store: Store, volume: string, size: number, windows: number, seed: number): Promise<number[]> {
+  const rand = prng(seed);
+  const data = Buffer.allocUnsafe(WRITE_BYTES);
+  const ends: number[] = [];
+  for (let w = 0; w < windows; w++) {
+    for (let k = 0; k < WRITES_PER_WINDOW; k++) {
+      for (let i = 0; i < WRITE_BYTES; i += 4) data.writeUInt32LE((rand() * 2 ** 32) >>> 0, i);
+      await store.write(volume, Math.floor(rand() * (size / WRITE_BYTES)) * WRITE_BYTES, data);
+    }
+    store.markWindow();
+    ends.push(store.lastSeq);
+    if (w % 50 === 49) await store.drain();
+  }
+  await store.settle();
+  return ends;
+}
+
+function fillRandom(path: string, size: number): void {
+  const rand = prng(7);
+  const buf = Buffer.allocUnsafe(8 * 2 ** 20);
+  for (let i = 0; i < buf.length; i += 4) buf.writeUInt32LE((rand() * 2 ** 32) >>> 0, i);
+  const fd = openSync(path, 'w');
+  for (let at = 0; at < size; at += buf.length) {
+    buf.writeUInt32LE(at / buf.length, 0); // chunks differ
+    writeSync(fd, buf, 0, Math.min(buf.length, size - at), at);
+  }
+  closeSync(fd);
+}
+
+function readAll(path: string): number {
+  const buf = Buffer.allocUnsafe(8 * 2 ** 20);
+  const fd = openSync(path, 'r');
+  let total = 0;
+  const t = performance.now();
+  for (;;) {
+    const n = readSync(fd, buf, 0, buf.length, null);
+    if (n <= 0) break;
+    total += n;
+  }
+  closeSync(fd);
+  return total / ((performance.now() - t) / 1000) / 1e9;
+}
+
+async function benchRestores(dir: string, volumeBytes: number, backs: number[]): Promise<{ reference: DiskReference; restore: RestoreRow[] }> {
+  const prod = join(dir, 'prod.img');
+  fillRandom(prod, volumeBytes);
+  await initStore(join(dir, 'store'), { volumes: [{ name: 'vol', path: prod, size: volumeBytes }], window: 'marker' });
+  const store = await Store.open(join(dir, 'store'));
+  try {
+    const windows = Math.max(...backs) + 1;
+    const ends = await buildHistory(store, 'vol', volumeBytes, windows, 11);
+    const replica = join(dir, 'store', 'replica', 'vol');
+    // Disk-speed reference: cp of the replica (same page-cache state as the restores), and a plain sequential read.
+    const out = join(dir, 'out.img');
+    readAll(replica); // warm, as the restores find it
+    let t = performance.now();
+    execFileSync('cp', ['--sparse=never', replica, out]);
+    const cpGBps = volumeBytes / ((performance.now() - t) / 1000) / 1e9;
+    rmSync(out, { force: true });
+    const readGBps = readAll(replica);
+    const restore: RestoreRow[] = [];
+    // One restore first, not counted (code and pack cache warm, as for the rest).
+    await store.history.restore('vol', { seq: ends[ends.length - 1] }, out);
+    rmSync(out, { force: true });
+    for (const back of backs) {
+      const seq = ends[ends.length - 1 - back];
+      t = performance.now();
+      await store.history.restore('vol', { seq }, out);
+      const seconds = (performance.now() - t) / 1000;
+      if (statSync(out).size !== volumeBytes) throw new Error('restore wrote the wrong size');
+      rmSync(out, { force: true });
+      const GBps = volumeBytes / seconds / 1e9;
+      restore.push({ windowsBack: back, seq, seconds, GBps, vsCp: GBps / cpGBps });
+    }
+    return { reference: { volumeBytes, cpGBps, readGBps }, restore };
+  } finally {
+    await store.close();
+  }
+}
+
+async function benchViewOpen(dir: string, sizes: number[], windows: number): Promise<ViewOpenRow[]> {
+  const rows: ViewOpenRow[] = [];
+  for (const size of sizes) {
+    const sdir = join(dir, `view-${size}`);
+    await initStore(sdir, { volumes: [{ name: 'vol', size }], window: 'marker' });
+    const store = await Store.open(sdir);
+    try {
+      const ends = await buildHistory(store, 'vol', size, windows, 23);
+      const seq = ends[Math.floor(ends.length / 2)] - 3; // inside a window: journal writes replayed too
+      const open = () => {
+        const t = performance.now();
+        const view = store.history.view('vol', seq);
+        view.read(0, 4096);
+        return performance.now() - t;
+      };
+      const coldMs = open();
+      const warm: number[] = [];
+      for (let i = 0; i < 15; i++) warm.push(open());
+      rows.push({ volumeBytes: size, windows, coldMs, warmMs: median(warm) });
+    } finally {
+      await store.close();
+      rmSync(sdir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+export async function benchRestore(opts: { quick?: boolean } = {}): Promise<RestoreBenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-restore-'));
+  try {
+    const volumeBytes = opts.quick ? 256 * 2 ** 20 : 2 ** 30;
+    const backs = opts.quick ? [1, 10, 100] : [1, 10, 100, 1000];
+    const { reference, restore } = await benchRestores(dir, volumeBytes, backs);
+    rmSync(join(dir, 'store'), { recursive: true, force: true });
+    rmSync(join(dir, 'prod.img'), { force: true });
+    const sizes = opts.quick ? [64, 1024].map((m) => m * 2 ** 20) : [64, 256, 1024, 4096].map((m) => m * 2 ** 20);
+    const viewOpen = await benchViewOpen(dir, sizes, opts.quick ? 50 : 200);
+    return { reference, restore, viewOpen };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function printRestore(r: RestoreBenchResult): void {
+  const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  console.log(`volume ${r.reference.volumeBytes / 2 ** 20} MiB; disk reference: cp of the replica ${f(r.reference.cpGBps)} GB/s, sequential read ${f(r.reference.readGBps)} GB/s`);
+  console.table(r.restore.map((x) => ({ 'windows back': x.windowsBack, seq: x.seq, seconds: f(x.seconds), 'GB/s': f(x.GBps), 'vs cp': f(x.vsCp) })));
+  console.table(r.viewOpen.map((x) => ({ volume: `${x.volumeBytes / 2 ** 20} MiB`, windows: x.windows, 'open+first block cold ms': f(x.coldMs), 'warm ms': f(x.warmMs) })));
+}
+
+function isMain(): boolean {
+  try {
+    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  printRestore(await benchRestore({ quick: process.argv.includes('--quick') }));
+}
