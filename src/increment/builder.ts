@@ -243,5 +243,5 @@ async function buildChunk(
   // Block numbers lead the section body.
   const body = pool.buffer(slot.out, 8 * n);
   for (let i = 0; i < n; i++) putU64(body, 8 * i, chunkBlocks[i]);
-  return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out })) as BuildResult;
+  return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.table })) as BuildResult;
 }

@@ -5,6 +5,10 @@
 // A block's encoding is a run of tokens: u32 zero bytes, u32 literal bytes, then the literal
 // bytes; the tokens cover exactly one block.
 
+/** Bit 31 of a backward offset: the encoding is of the old block itself, not of old XOR new. */
+export const BACKWARD_RAW = 0x8000_0000;
+export const OFFSET_MASK = 0x7fff_ffff;
+
 /**
  * Decodes one block encoding `src[start, end)` into `dst[dstOffset, dstOffset+blockSize)`,
  * overwriting (zero runs write zeros) or XORing literals in (zero runs leave bytes alone).

@@ -14,10 +14,12 @@
 //  16 u32 forward bytes  20 u32 backward bytes  24 u32 CRC32C of the body  28 u32 CRC32C of bytes 0..28
 //   body: n u64 block numbers (ascending) | n+1 u32 forward offsets | n+1 u32 backward offsets
 //         | forward encodings | backward encodings
+//   Offsets are relative to the start of their encodings. Bit 31 of a backward offset (i < n) says
+//   which backward encoding block i has: set, the old block itself; clear, old XOR new.
 import { crc32c, getU64, putU64, seqName, tag } from '../binary.js';
 import { corrupt } from '../errors.js';
 import { joinPath, readWholeFile, type Storage } from '../storage/storage.js';
-import { decodeBlock } from './codec.js';
+import { BACKWARD_RAW, decodeBlock, OFFSET_MASK } from './codec.js';
 
 export const PACK_MAGIC = tag('RWPK');
 export const SECTION_MAGIC = tag('RWSC');
@@ -120,15 +122,18 @@ export class PackSection {
   }
 
   private range(table: number, data: number, i: number): [number, number] {
-    return [data + this.view.getUint32(table + 4 * i, true), data + this.view.getUint32(table + 4 * i + 4, true)];
+    return [data + (this.view.getUint32(table + 4 * i, true) & OFFSET_MASK), data + (this.view.getUint32(table + 4 * i + 4, true) & OFFSET_MASK)];
   }
 
   /** Writes the block's contents after the window (new) or before it (old) into dst. */
   decode(i: number, which: 'new' | 'old', dst: Uint8Array, dstOffset: number, blockSize: number): boolean {
+    const [bs, be] = this.range(this.bwdOffsets, this.bwdData, i);
+    if (which === 'old' && (this.view.getUint32(this.bwdOffsets + 4 * i, true) & BACKWARD_RAW) !== 0) {
+      return decodeBlock(this.body, bs, be, dst, dstOffset, blockSize, false);
+    }
     const [fs, fe] = this.range(this.fwdOffsets, this.fwdData, i);
     if (!decodeBlock(this.body, fs, fe, dst, dstOffset, blockSize, false)) return false;
     if (which === 'new') return true;
-    const [bs, be] = this.range(this.bwdOffsets, this.bwdData, i);
     return decodeBlock(this.body, bs, be, dst, dstOffset, blockSize, true);
   }
 }

@@ -59,7 +59,8 @@ export class KernelPool {
     this.threads = Math.max(1, opts.threads ?? availableParallelism());
     const blocksMax = Math.max(1, Math.floor(opts.chunkBytes / opts.blockSize));
     const chunk = blocksMax * opts.blockSize;
-    const outBytes = align(8 * blocksMax + 8 * (blocksMax + 1) + 2 * blocksMax * encodedBlockBytesMax(opts.blockSize));
+    // Room for the worst case of both increments, plus one block of slack for the backward choice.
+    const outBytes = align(8 * blocksMax + 8 * (blocksMax + 1) + (2 * blocksMax + 1) * encodedBlockBytesMax(opts.blockSize));
     const slotBytes = 2 * chunk + align(12 * FRAGMENTS_PER_TASK) + outBytes;
     const journalBytes = align(opts.windowBytesMax + opts.windowWritesMax * RECORD_HEADER_BYTES);
     const slotCount = this.threads * 2;

@@ -18,6 +18,8 @@ export interface BuildTask {
   newBlocks: number;
   /** Section body: block numbers already written here by the scheduler; the worker appends the rest. */
   out: number;
+  /** Eight bytes the worker may use (the fragment table, done with by then). */
+  scratch: number;
 }
 
 export interface DecodeTask {
