@@ -59,9 +59,18 @@ export class Journal {
 
   private async recover(scanFrom: { segment: number; position: number } | undefined, onRecord?: (ref: RecordRef) => void): Promise<void> {
     let segs = listSegments(this.storage, this.dir);
-    // A segment left "-open" that is not the newest was sealed but its rename was lost in a crash.
-    for (const s of segs.slice(0, -1)) {
-      if (s.lastSeq === null) throw corrupt(s.path, 0, 'an open journal segment that is not the newest');
+    // A segment left "-open" that is not the newest was being sealed when the process stopped (the
+    // next segment is created first, then the old one renamed): finish the rename. The reader checks
+    // that its records really end where the name says.
+    let renamed = false;
+    for (let i = 0; i + 1 < segs.length; i++) {
+      if (segs[i].lastSeq !== null) continue;
+      this.storage.rename(segs[i].path, joinPath(this.dir, sealedSegmentName(segs[i].firstSeq, segs[i + 1].firstSeq - 1)));
+      renamed = true;
+    }
+    if (renamed) {
+      await this.storage.syncDir(this.dir);
+      segs = listSegments(this.storage, this.dir);
     }
     if (segs.length === 0) {
       this.createSegment(1, 0);
@@ -136,9 +145,16 @@ export class Journal {
 
   private createSegment(firstSeq: number, time: number): void {
     const path = joinPath(this.dir, openSegmentName(firstSeq));
-    this.file = this.storage.open(path, 'create');
-    this.file.truncate(0);
-    this.file.write(encodeSegmentHeader(firstSeq, time), 0);
+    const file = this.storage.open(path, 'create');
+    try {
+      file.truncate(0);
+      file.write(encodeSegmentHeader(firstSeq, time), 0);
+    } catch (err) {
+      file.close();
+      this.storage.remove(path);
+      throw err;
+    }
+    this.file = file;
     this.segmentFirstSeq = firstSeq;
     this.position = SEGMENT_HEADER_BYTES;
     this.unsynced.add(this.file);
@@ -148,10 +164,24 @@ export class Journal {
   /** Seals the open segment (rename to its sequence range) and starts the next one. */
   private rotate(time: number): void {
     assert(this._lastSeq >= this.segmentFirstSeq, 'a segment is sealed only when it holds a record');
-    const from = joinPath(this.dir, openSegmentName(this.segmentFirstSeq));
-    this.storage.rename(from, joinPath(this.dir, sealedSegmentName(this.segmentFirstSeq, this._lastSeq)));
-    this.unsynced.add(this.file); // closed after its sync
+    // The next segment first: if it cannot be made (out of space), nothing changed and the append
+    // fails; a later append tries again.
+    const old = this.file;
+    const oldFirst = this.segmentFirstSeq;
+    const oldPosition = this.position;
     this.createSegment(this._lastSeq + 1, time);
+    try {
+      this.storage.rename(joinPath(this.dir, openSegmentName(oldFirst)), joinPath(this.dir, sealedSegmentName(oldFirst, this._lastSeq)));
+    } catch (err) {
+      this.unsynced.delete(this.file);
+      this.file.close();
+      this.storage.remove(joinPath(this.dir, openSegmentName(this._lastSeq + 1)));
+      this.file = old;
+      this.segmentFirstSeq = oldFirst;
+      this.position = oldPosition;
+      throw err;
+    }
+    this.unsynced.add(old); // closed after its sync
   }
 
   /**

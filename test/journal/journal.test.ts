@@ -235,6 +235,17 @@ describe('segments', () => {
     await j.flush();
     expect(fs.readdirSync(dir).sort()).toEqual([seg(1, 2), seg(3, 4), seg(5, 'open')]);
   });
+
+  it('finishes a seal that a crash interrupted (next segment created, old one not yet renamed)', async () => {
+    let j = await openJournal({ segmentBytesMax: MAX });
+    for (let i = 1; i <= 5; i++) j.append(0, 0, Buffer.alloc(PAYLOAD, i), i);
+    await closeJournal(j);
+    fs.renameSync(path.join(dir, seg(3, 4)), path.join(dir, seg(3, 'open')));
+    j = await openJournal({ segmentBytesMax: MAX });
+    expect(fs.readdirSync(dir).sort()).toEqual([seg(1, 2), seg(3, 4), seg(5, 'open')]);
+    expect(j.lastSeq).toBe(5);
+    expect(scanAll(j, true).refs.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
 });
 
 describe('flush and group commit', () => {
