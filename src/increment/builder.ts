@@ -12,7 +12,7 @@ import type { VolumeSet } from '../volumes/volume-set.js';
 import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packName, SECTION_HEADER_BYTES, sectionBodyBytes, type PackHeader } from './pack.js';
 import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
-import { joinPath } from '../storage/storage.js';
+import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
 
 export interface ClosedWindow {
   id: number;
@@ -55,7 +55,7 @@ export interface BuilderContext {
 export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<BuiltPack> {
   const { pool, blockSize: B } = ctx;
   assert(w.records.length > 0 && w.records[0].seq === w.firstSeq && w.records[w.records.length - 1].seq === w.lastSeq, `window ${w.id} holds seqs ${w.firstSeq}..${w.lastSeq}`);
-  const src = loadWindowRecords(ctx, w);
+  const src = await loadWindowRecords(ctx, w);
 
   const name = packName(w.firstSeq, w.lastSeq);
   const path = joinPath(ctx.dir, name);
@@ -88,14 +88,16 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
         const chunkBlocks = blocks.slice(c * M, (c + 1) * M);
         const slot = await pool.acquire();
         const job = buildChunk(ctx, slot, volume.index, chunkBlocks, c * M, blocks, frags[c].map((r) => recs[r]), src)
-          .then((res) => {
+          .then(async (res) => {
             const bodyBytes = sectionBodyBytes(chunkBlocks.length, res.fwdBytes, res.bwdBytes);
             const header = encodeSectionHeader(volume.index, chunkBlocks.length, res.fwdBytes, res.bwdBytes, res.bodyCrc);
-            file.writev([header, pool.buffer(slot.out, bodyBytes)], filePos);
-            sections.push({ volume: volume.index, blocks: chunkBlocks, bodyPos: filePos + SECTION_HEADER_BYTES, bodyBytes, fwdBytes: res.fwdBytes, bwdBytes: res.bwdBytes });
+            // Sections go into the pack in the order they finish; the place is taken before the write.
+            const at = filePos;
             filePos += SECTION_HEADER_BYTES + bodyBytes;
+            sections.push({ volume: volume.index, blocks: chunkBlocks, bodyPos: at + SECTION_HEADER_BYTES, bodyBytes, fwdBytes: res.fwdBytes, bwdBytes: res.bwdBytes });
             fwdTotal += res.fwdBytes;
             bwdTotal += res.bwdBytes;
+            await writevAsync(file, [header, pool.buffer(slot.out, bodyBytes)], at);
           })
           .finally(() => pool.release(slot));
         jobs.push(job);
@@ -107,7 +109,7 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
       writes: w.records.length, bytesWritten: w.bytes, changedBlocks: changed, fwdBytes: fwdTotal, bwdBytes: bwdTotal,
     };
     const headerBuf = encodePackHeader(header);
-    file.write(headerBuf, 0);
+    await writeAsync(file, headerBuf, 0);
     await file.sync();
     file.close();
     ctx.storage.rename(tmpPath, path);
@@ -131,7 +133,7 @@ async function settleAll(jobs: Promise<void>[]): Promise<void> {
 type PayloadMap = Map<number, number>;
 
 /** Reads the window's records (contiguous per journal segment) into the pool's journal region and checks every payload. */
-function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): PayloadMap {
+async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<PayloadMap> {
   const { pool } = ctx;
   const region = pool.journalRegion;
   const mem = pool.bytes();
@@ -146,7 +148,7 @@ function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): PayloadMap {
     const start = first.position;
     const end = last.position + RECORD_HEADER_BYTES + last.length;
     assert(cursor + end - start <= region.bytes, `window ${w.id} fits the journal region (${end - start} bytes)`);
-    const n = ctx.journal.file(first.segment).read(mem, start, region.ptr + cursor, end - start);
+    const n = await readAsync(ctx.journal.file(first.segment), mem, start, region.ptr + cursor, end - start);
     if (n !== end - start) throw corrupt(ctx.journal.pathOf(first.segment), start, `window ${w.id} records are cut short`);
     for (let k = i; k <= j; k++) {
       const r = w.records[k];
@@ -210,11 +212,14 @@ async function buildChunk(
   const n = chunkBlocks.length;
   const mem = pool.bytes();
   const replica = ctx.volumes.byIndex(volume).replica;
-  // Old contents, from the replica as it stands after the previous window.
+  // Old contents, from the replica as it stands after the previous window (reads in parallel, off the event loop).
+  const reads: Promise<void>[] = [];
   forEachRun(chunkBlocks, (i, block, count) => {
-    const got = replica.read(mem, block * B, slot.oldBlocks + i * B, count * B);
-    if (got !== count * B) mem.fill(0, slot.oldBlocks + i * B + got, slot.oldBlocks + (i + count) * B);
+    reads.push(readAsync(replica, mem, block * B, slot.oldBlocks + i * B, count * B).then((got) => {
+      if (got !== count * B) mem.fill(0, slot.oldBlocks + i * B + got, slot.oldBlocks + (i + count) * B);
+    }));
   });
+  await Promise.all(reads);
   // Fragment table: new = old, then every write clipped to this chunk, in sequence order.
   const table = pool.buffer(slot.table, slot.tableEntries * 12);
   let count = 0;

@@ -2,7 +2,7 @@
 // A window is applied by writing the new contents of its changed blocks, decoded from the forward
 // increment of its pack, in block (offset) order, then syncing.
 import { corrupt, assert } from '../errors.js';
-import type { Storage } from '../storage/storage.js';
+import { readAsync, writeAsync, type Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { forEachRun, type SectionPlacement } from '../increment/builder.js';
 import type { KernelPool } from '../increment/pool.js';
@@ -27,15 +27,17 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
       assert(n <= slot.blocksMax && s.bodyBytes <= slot.outBytes, `pack section of ${n} blocks fits a pool slot`);
       const job = (async () => {
         const mem = pool.bytes();
-        if (file.read(mem, s.bodyPos, slot.out, s.bodyBytes) !== s.bodyBytes) throw corrupt(packPath, s.bodyPos, 'section cut short');
+        if ((await readAsync(file, mem, s.bodyPos, slot.out, s.bodyBytes)) !== s.bodyBytes) throw corrupt(packPath, s.bodyPos, 'section cut short');
         const offsets = slot.out + 8 * n;
         const enc = offsets + 8 * (n + 1);
         const rc = (await pool.run({ kind: 'decode', enc, encLen: s.fwdBytes, offsets, blockCount: n, dst: slot.newBlocks, blockSize: B, xorMode: 0 })) as number;
         if (rc !== 0) throw corrupt(packPath, s.bodyPos, `malformed forward encoding of block ${s.blocks[-rc - 1]}`);
         const replica = ctx.volumes.byIndex(s.volume).replica;
+        const writes: Promise<void>[] = [];
         forEachRun(s.blocks, (i, block, count) => {
-          replica.write(mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B), block * B);
+          writes.push(writeAsync(replica, mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B), block * B));
         });
+        await Promise.all(writes);
         touched.add(s.volume);
       })().finally(() => pool.release(slot));
       jobs.push(job);

@@ -5,6 +5,9 @@ import type { OpenMode, Storage, StorageFile } from './storage.js';
 
 const fdatasync = promisify(fs.fdatasync);
 const fsync = promisify(fs.fsync);
+const pread = promisify(fs.read) as unknown as (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesRead: number }>;
+const pwrite = promisify(fs.write) as unknown as (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesWritten: number }>;
+const pwritev = promisify(fs.writev) as unknown as (fd: number, bufs: Uint8Array[], position: number) => Promise<{ bytesWritten: number }>;
 
 class NodeFile implements StorageFile {
   private fd: number;
@@ -45,6 +48,39 @@ class NodeFile implements StorageFile {
       const rest = b.subarray(skip);
       skip = 0;
       this.write(rest, pos);
+      pos += rest.byteLength;
+    }
+  }
+
+  async readAsync(buf: Uint8Array, position: number, offset = 0, length = buf.byteLength - offset): Promise<number> {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await pread(this.fd, buf, offset + done, length - done, position + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
+  async writeAsync(buf: Uint8Array, position: number): Promise<void> {
+    let done = 0;
+    while (done < buf.byteLength) {
+      const { bytesWritten } = await pwrite(this.fd, buf, done, buf.byteLength - done, position + done);
+      done += bytesWritten;
+    }
+  }
+
+  async writevAsync(bufs: Uint8Array[], position: number): Promise<void> {
+    const total = bufs.reduce((s, b) => s + b.byteLength, 0);
+    const { bytesWritten } = await pwritev(this.fd, bufs, position);
+    if (bytesWritten === total) return;
+    let skip = bytesWritten;
+    let pos = position + bytesWritten;
+    for (const b of bufs) {
+      if (skip >= b.byteLength) { skip -= b.byteLength; continue; }
+      const rest = b.subarray(skip);
+      skip = 0;
+      await this.writeAsync(rest, pos);
       pos += rest.byteLength;
     }
   }

@@ -26,6 +26,26 @@ export interface StorageFile {
   /** Makes every completed write to this file durable. */
   sync(): Promise<void>;
   close(): void;
+  /**
+   * Optional asynchronous forms (a thread of the I/O pool does the copy), for bulk work that must
+   * not hold up the event loop: building increments and updating the replica. Files without them
+   * are served by the synchronous calls (see readAsync/writeAsync below).
+   */
+  readAsync?(buf: Uint8Array, position: number, offset?: number, length?: number): Promise<number>;
+  writeAsync?(buf: Uint8Array, position: number): Promise<void>;
+  writevAsync?(bufs: Uint8Array[], position: number): Promise<void>;
+}
+
+export function readAsync(f: StorageFile, buf: Uint8Array, position: number, offset?: number, length?: number): Promise<number> {
+  return f.readAsync ? f.readAsync(buf, position, offset, length) : Promise.resolve().then(() => f.read(buf, position, offset, length));
+}
+
+export function writeAsync(f: StorageFile, buf: Uint8Array, position: number): Promise<void> {
+  return f.writeAsync ? f.writeAsync(buf, position) : Promise.resolve().then(() => f.write(buf, position));
+}
+
+export function writevAsync(f: StorageFile, bufs: Uint8Array[], position: number): Promise<void> {
+  return f.writevAsync ? f.writevAsync(bufs, position) : Promise.resolve().then(() => f.writev(bufs, position));
 }
 
 export interface Storage {
