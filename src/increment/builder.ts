@@ -3,7 +3,7 @@
 // window), hands chunks of blocks to the kernel pool to coalesce the window's writes into new
 // blocks, XOR-encode the backward increment and zero-run-encode the forward one, and writes the
 // sections to a temporary pack that is synced and renamed into place.
-import { crc32c, putU64 } from '../binary.js';
+import { putU64 } from '../binary.js';
 import { assert, corrupt } from '../errors.js';
 import type { JournalReader, RecordRef } from '../journal/reader.js';
 import { RECORD_HEADER_BYTES } from '../journal/record.js';
@@ -87,7 +87,7 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
       for (let c = 0; c < chunkCount; c++) {
         const chunkBlocks = blocks.slice(c * M, (c + 1) * M);
         const slot = await pool.acquire();
-        const job = buildChunk(ctx, slot, volume.index, chunkBlocks, c * M, blocks, frags[c].map((r) => recs[r]), src)
+        const job = buildChunk(ctx, slot, volume.index, chunkBlocks, c * M, blocks, frags[c].map((r) => recs[r]), src, w.firstSeq)
           .then(async (res) => {
             const bodyBytes = sectionBodyBytes(chunkBlocks.length, res.fwdBytes, res.bwdBytes);
             const header = encodeSectionHeader(volume.index, chunkBlocks.length, res.fwdBytes, res.bwdBytes, res.bodyCrc);
@@ -129,15 +129,21 @@ async function settleAll(jobs: Promise<void>[]): Promise<void> {
   if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
-/** Pointer to each record's payload in the journal region. */
-type PayloadMap = Map<number, number>;
+/** Pointer to each record's payload in the journal region, by seq - firstSeq. */
+type PayloadMap = Uint32Array;
 
-/** Reads the window's records (contiguous per journal segment) into the pool's journal region and checks every payload. */
+/**
+ * Reads the window's records (contiguous per journal segment) into the pool's journal region, then
+ * has the workers check every payload against its CRC32C, so the event loop only issues reads.
+ */
 async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<PayloadMap> {
   const { pool } = ctx;
   const region = pool.journalRegion;
   const mem = pool.bytes();
-  const map: PayloadMap = new Map();
+  const map: PayloadMap = new Uint32Array(w.records.length);
+  const table = pool.recordTable;
+  assert(w.records.length <= table.entries, `window ${w.id} has at most ${table.entries} writes`);
+  const view = new DataView(pool.memory.buffer as ArrayBuffer, table.ptr, w.records.length * 12);
   let cursor = 0;
   let i = 0;
   while (i < w.records.length) {
@@ -153,13 +159,24 @@ async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<
     for (let k = i; k <= j; k++) {
       const r = w.records[k];
       const ptr = region.ptr + cursor + (r.position - start) + RECORD_HEADER_BYTES;
-      if (crc32c(pool.buffer(ptr, r.length)) !== r.payloadCrc) {
-        throw corrupt(ctx.journal.pathOf(r.segment), r.position, `payload of seq ${r.seq} does not match its checksum`);
-      }
-      map.set(r.seq, ptr);
+      map[k] = ptr;
+      view.setUint32(12 * k, ptr, true);
+      view.setUint32(12 * k + 4, r.length, true);
+      view.setUint32(12 * k + 8, r.payloadCrc, true);
     }
     cursor += end - start;
     i = j + 1;
+  }
+  const batch = Math.ceil(w.records.length / pool.threads);
+  const checks: Promise<number>[] = [];
+  for (let from = 0; from < w.records.length; from += batch) {
+    checks.push(pool.run({ kind: 'verify', table: table.ptr, from, count: Math.min(batch, w.records.length - from) }) as Promise<number>);
+  }
+  for (const bad of await Promise.all(checks)) {
+    if (bad >= 0) {
+      const r = w.records[bad];
+      throw corrupt(ctx.journal.pathOf(r.segment), r.position, `payload of seq ${r.seq} does not match its checksum`);
+    }
   }
   return map;
 }
@@ -206,7 +223,7 @@ export function forEachRun(blocks: number[], fn: (firstIndex: number, firstBlock
 
 async function buildChunk(
   ctx: BuilderContext, slot: Slot, volume: number, chunkBlocks: number[], chunkStart: number,
-  allBlocks: number[], recs: RecordRef[], src: PayloadMap,
+  allBlocks: number[], recs: RecordRef[], src: PayloadMap, firstSeq: number,
 ): Promise<BuildResult> {
   const { pool, blockSize: B } = ctx;
   const n = chunkBlocks.length;
@@ -239,7 +256,7 @@ async function buildChunk(
     const byteTo = Math.min(r.offset + r.length, (allBlocks[endIndex] + 1) * B);
     if (byteTo <= byteFrom) continue;
     const dst = slot.newBlocks + (startIndex - chunkStart) * B + (byteFrom - allBlocks[startIndex] * B);
-    push(dst, src.get(r.seq)! + (byteFrom - r.offset), byteTo - byteFrom);
+    push(dst, src[r.seq - firstSeq] + (byteFrom - r.offset), byteTo - byteFrom);
     if (count === slot.tableEntries) {
       await pool.run({ kind: 'coalesce', table: slot.table, count });
       count = 0;

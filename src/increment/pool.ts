@@ -49,6 +49,8 @@ export class KernelPool {
   readonly memory: WebAssembly.Memory;
   readonly threads: number;
   readonly journalRegion: { ptr: number; bytes: number };
+  /** One entry (ptr, len, crc: u32 each) per record of the window being built. */
+  readonly recordTable: { ptr: number; entries: number };
   readonly slots: Slot[];
   private readonly piscina: Piscina;
   private readonly free: Slot[];
@@ -64,12 +66,14 @@ export class KernelPool {
     const slotBytes = 2 * chunk + align(12 * FRAGMENTS_PER_TASK) + outBytes;
     const journalBytes = align(opts.windowBytesMax + opts.windowWritesMax * RECORD_HEADER_BYTES);
     const slotCount = this.threads * 2;
-    const total = KERNEL_HEAP_START + journalBytes + slotCount * slotBytes;
+    const tableBytes = align(12 * opts.windowWritesMax);
+    const total = KERNEL_HEAP_START + journalBytes + tableBytes + slotCount * slotBytes;
     this.memory = createSharedMemory(total);
     this.view = new Uint8Array(this.memory.buffer);
     this.journalRegion = { ptr: KERNEL_HEAP_START, bytes: journalBytes };
+    this.recordTable = { ptr: KERNEL_HEAP_START + journalBytes, entries: opts.windowWritesMax };
     this.slots = [];
-    let at = KERNEL_HEAP_START + journalBytes;
+    let at = KERNEL_HEAP_START + journalBytes + tableBytes;
     for (let id = 0; id < slotCount; id++) {
       const s: Slot = {
         id, blocksMax,

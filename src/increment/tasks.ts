@@ -33,7 +33,15 @@ export interface DecodeTask {
   xorMode: 0 | 1;
 }
 
-export type PoolTask = CoalesceTask | BuildTask | DecodeTask;
+/** Checks payloads against their CRC32C: table entries of u32 (ptr, len, crc); returns the first bad index or -1. */
+export interface VerifyTask {
+  kind: 'verify';
+  table: number;
+  from: number;
+  count: number;
+}
+
+export type PoolTask = CoalesceTask | BuildTask | DecodeTask | VerifyTask;
 
 export interface BuildResult {
   fwdBytes: number;

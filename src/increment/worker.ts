@@ -47,6 +47,12 @@ export default function run(task: PoolTask): BuildResult | number {
       const bodyBytes = data + fwdBytes + bwdBytes - task.out;
       return { fwdBytes, bwdBytes, bodyCrc: k.crc32c(task.out, bodyBytes, 0) };
     }
+    case 'verify':
+      for (let i = task.from; i < task.from + task.count; i++) {
+        const at = task.table + 12 * i;
+        if (k.crc32c(view.getUint32(at, true), view.getUint32(at + 4, true), 0) !== view.getUint32(at + 8, true)) return i;
+      }
+      return -1;
     case 'decode':
       return k.zeroRunDecodeBlocks(task.enc, task.offsets, task.blockCount, task.dst, task.blockSize, task.xorMode, task.encLen);
   }
