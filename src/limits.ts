@@ -14,8 +14,12 @@ export const LIMITS = {
   windowBytesMax: 64 * MiB,
   /** ...or more than this many writes. */
   windowWritesMax: 65536,
-  /** Writes wait while closed windows not yet applied hold more than this many bytes. */
-  pendingBytesMax: 256 * MiB,
+  /**
+   * Writes wait while closed windows not yet applied hold more than this many bytes: the bound on
+   * how far the replica may lag behind capture. The bytes themselves are in the journal; memory
+   * holds only each pending write's indicia (about 100 bytes a write).
+   */
+  pendingBytesMax: 1 * GiB,
   /** Volume size bounds (sizes are multiples of the block size). */
   volumeBytesMax: 16 * TiB,
   volumesMax: 256,
