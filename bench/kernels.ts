@@ -9,6 +9,7 @@ import { Bench } from 'tinybench';
 import { encodedBlockBytesMax } from '../src/kernels/format.js';
 import { KERNEL_HEAP_START, createSharedMemory, loadKernels, type KernelVariant } from '../src/kernels/kernels.js';
 import * as ref from '../src/kernels/reference.js';
+import { prng } from '../src/prng.js';
 
 export interface KernelBenchRow {
   kernel: string;
@@ -30,17 +31,6 @@ export interface KernelBenchOptions {
 const BLOCK_BYTES = 4096;
 const FRAGMENT_BYTES = 4096;
 
-/** mulberry32, so every run benches the same bytes. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gbps(bytes: number, ms: number): number {
   return ms > 0 ? bytes / (ms * 1e6) : 0;

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initStore, ManualClock, Store } from '../../src/index.js';
+import { prng } from '../../src/prng.js';
 
 const BIN = fileURLToPath(new URL('../../bin/rewind.js', import.meta.url));
 const RUN_TIMEOUT_MS = 20_000;
@@ -28,17 +29,6 @@ function rewind(...args: string[]): Promise<Run> {
   });
 }
 
-/** mulberry32: a seeded PRNG, so a failure replays exactly. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -30,7 +30,7 @@ function workload(seed: number, n: number) {
 
 const CHILD = `
 import { Store } from ${JSON.stringify(join(ROOT, 'dist/src/index.js'))};
-import { prng, randomBytes } from ${JSON.stringify(join(ROOT, 'test/helpers/model-js.mjs'))};
+import { prng, randomBytes } from ${JSON.stringify(join(ROOT, 'dist/src/prng.js'))};
 const [dir, seed, n] = process.argv.slice(1);
 const store = await Store.open(dir, { threads: 1 });
 const rand = prng(Number(seed));

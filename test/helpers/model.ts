@@ -62,5 +62,4 @@ export class ModelCursor {
   }
 }
 
-// The seeded PRNG lives in plain JavaScript so child processes in tests can share it.
-export { prng, randomBytes } from './model-js.mjs';
+export { prng, randomBytes } from '../../src/prng.js';

@@ -19,18 +19,8 @@ import {
 import { encodedBlockBytesMax } from '../../src/kernels/format.js';
 import { deltaEncode, zeroRunEncode } from '../../src/kernels/reference.js';
 import { nodeStorage } from '../../src/storage/node-storage.js';
+import { prng } from '../../src/prng.js';
 
-/** mulberry32: a seeded PRNG, so a failure replays exactly. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const B = 512;
 const CHUNK = 16;

@@ -16,24 +16,9 @@ import { encodeRecordHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '.
 import { crc32c } from '../../src/binary.js';
 import { nodeStorage } from '../../src/storage/node-storage.js';
 import type { OpenMode, Storage, StorageFile } from '../../src/storage/storage.js';
+import { prng, randomBytes } from '../../src/prng.js';
 
-/** mulberry32: a seeded PRNG, so a failure replays exactly. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function randomBytes(rand: () => number, n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = (rand() * 256) | 0;
-  return b;
-}
 
 /** The real storage, counting file syncs; a sync can be held until the test releases it. */
 class CountingStorage implements Storage {

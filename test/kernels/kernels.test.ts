@@ -8,21 +8,11 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { encodedBlockBytesMax } from '../../src/kernels/format.js';
 import { KERNEL_HEAP_START, createSharedMemory, loadKernels, type Kernels } from '../../src/kernels/kernels.js';
 import * as ref from '../../src/kernels/reference.js';
+import { prng } from '../../src/prng.js';
 
 const MEMORY_BYTES = 24 * 1024 * 1024;
 const H = KERNEL_HEAP_START;
 
-/** mulberry32: a seeded PRNG, so a failure replays exactly. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fillRandom(mem: Uint8Array, from: number, len: number, rand: () => number): void {
   for (let i = 0; i < len; i++) mem[from + i] = (rand() * 256) | 0;

@@ -11,18 +11,8 @@ import { RewindError } from '../../src/errors.js';
 import { LIMITS } from '../../src/limits.js';
 import { ADAPTIVE_DEFAULTS, parseWindowSpec, type WindowPolicy } from '../../src/window/policy.js';
 import { WindowScheduler, type SchedulerLimits } from '../../src/window/scheduler.js';
+import { prng } from '../../src/prng.js';
 
-/** mulberry32: a seeded PRNG, so a failure replays exactly. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MiB = 2 ** 20;
 const HARD: SchedulerLimits = { windowBytesMax: LIMITS.windowBytesMax, windowWritesMax: LIMITS.windowWritesMax };

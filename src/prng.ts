@@ -1,6 +1,7 @@
-// A small seeded PRNG (mulberry32) and random bytes from it, so a failing run replays exactly.
-// Plain JavaScript: tests and the child processes they start share it.
-export function prng(seed) {
+// A small seeded PRNG (mulberry32) and random bytes from it: simulations, tests and benchmarks use
+// it so that a run replays exactly from its seed.
+
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -11,7 +12,7 @@ export function prng(seed) {
   };
 }
 
-export function randomBytes(rand, n) {
+export function randomBytes(rand: () => number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i += 4) {
     const v = (rand() * 4294967296) >>> 0;
