@@ -1,6 +1,12 @@
 // Fixed newstyle handshake: greeting, client flags, then option haggling until the client picks an
 // export (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), aborts, or breaks the protocol. Handshake traffic is
 // small and bounded (LIMITS.optionBytesMax), so it is buffered simply; the hot path is elsewhere.
+//
+// TLS (proto.md "TLS support"): with tls 'off' (NOTLS) NBD_OPT_STARTTLS gets NBD_REP_ERR_UNSUP.
+// Otherwise STARTTLS is answered NBD_REP_ACK and config.startTls() upgrades the connection at once;
+// option haggling continues over TLS (a second STARTTLS gets NBD_REP_ERR_INVALID). With 'required'
+// (FORCEDTLS) every option before TLS other than STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD, and
+// NBD_OPT_EXPORT_NAME before TLS closes the connection (it cannot carry an error).
 
 import {
   CLIENT_FLAGS_KNOWN,
@@ -30,6 +36,7 @@ import {
   REP_ACK,
   REP_ERR_INVALID,
   REP_ERR_POLICY,
+  REP_ERR_TLS_REQD,
   REP_ERR_UNKNOWN,
   REP_ERR_UNSUP,
   REP_INFO,
@@ -51,6 +58,13 @@ export interface HandshakeConfig {
   readonly refusal: string | null;
   readonly send: (buf: Buffer) => void;
   readonly log: (msg: string) => void;
+  /** 'off': NOTLS; 'optional': STARTTLS offered; 'required': nothing but STARTTLS/ABORT before TLS. */
+  readonly tls?: 'off' | 'optional' | 'required';
+  /**
+   * Called right after the NBD_REP_ACK to NBD_OPT_STARTTLS was handed to the socket: from here on
+   * every byte in either direction goes through TLS. Not called when tls is 'off'.
+   */
+  readonly startTls?: () => void;
 }
 
 export type HandshakeOutcome =
@@ -145,6 +159,7 @@ export class HandshakeSession {
   private ended = false;
   private wake: (() => void) | null = null;
   private noZeroes = false;
+  private tlsActive = false;
 
   constructor(private readonly config: HandshakeConfig) {}
 
@@ -238,6 +253,35 @@ export class HandshakeSession {
       fail(REP_ERR_POLICY, refusal);
       return null;
     }
+    const tls = this.config.tls ?? 'off';
+    if (option === OPT_STARTTLS) {
+      // NOTLS mode: proto.md allows NBD_REP_ERR_UNSUP from a server without TLS support.
+      if (tls === 'off') {
+        fail(REP_ERR_UNSUP, 'TLS is not configured on this server');
+        return null;
+      }
+      if (this.tlsActive) {
+        fail(REP_ERR_INVALID, 'TLS is already active on this connection');
+        return null;
+      }
+      if (data.length !== 0) {
+        fail(REP_ERR_INVALID, `NBD_OPT_STARTTLS carries no data, got ${data.length} bytes`);
+        return null;
+      }
+      // The client must wait for this reply before its TLS handshake: plaintext after STARTTLS
+      // would be taken for TLS, so it is a protocol violation.
+      if (this.buffered > 0) return { kind: 'close', reason: 'client sent more data after NBD_OPT_STARTTLS before its reply' };
+      reply(REP_ACK);
+      this.tlsActive = true;
+      this.config.startTls!();
+      return null;
+    }
+    if (tls === 'required' && !this.tlsActive) {
+      // FORCEDTLS: NBD_OPT_EXPORT_NAME cannot carry an error, so it ends the session.
+      if (option === OPT_EXPORT_NAME) return { kind: 'close', reason: 'NBD_OPT_EXPORT_NAME before TLS, which this server requires' };
+      fail(REP_ERR_TLS_REQD, 'this server requires TLS: send NBD_OPT_STARTTLS first (e.g. an nbds:// URI)');
+      return null;
+    }
     switch (option) {
       case OPT_EXPORT_NAME: {
         // This option cannot carry an error: anything wrong means a hard disconnect (proto.md).
@@ -304,10 +348,6 @@ export class HandshakeSession {
         }
         return null;
       }
-      case OPT_STARTTLS:
-        // NOTLS mode: proto.md allows NBD_REP_ERR_UNSUP from a server without TLS support.
-        fail(REP_ERR_UNSUP, 'this server does not support TLS');
-        return null;
       default:
         // Includes NBD_OPT_STRUCTURED_REPLY and the meta-context options: clients fall back.
         fail(REP_ERR_UNSUP, `option ${option} is not supported`);

@@ -3,6 +3,11 @@
 // payload lies inside one chunk; otherwise it assembles the payload in one buffer, reused from
 // request to request unless the consumer keeps it. A rejected write's payload is skipped without
 // being buffered.
+//
+// A volatile chunk (a view into a read buffer the socket reuses, see socket-reads.ts) is valid only
+// during push(): the parser copies whatever it keeps, and a write's payload always goes out in an
+// assembly buffer. Assembly buffers a consumer kept come back through recycle() once it is done
+// with them, so a steady stream of asynchronous writes allocates nothing.
 
 import { CMD_WRITE, REQUEST_HEADER_BYTES, REQUEST_MAGIC } from './constants.js';
 
@@ -32,6 +37,8 @@ export interface RequestSink {
 
 /** Assembly buffers up to this size are kept for the next request. */
 const SPARE_BYTES_MAX = 4 * 1024 * 1024;
+/** Recycled assembly buffers kept at most (bytes, all together). */
+const POOL_BYTES_MAX = 16 * 1024 * 1024;
 
 const enum State {
   Header,
@@ -51,6 +58,10 @@ export class RequestParser {
   private payloadFill = 0;
   private skipRemaining = 0;
   private spare: Buffer | null = null;
+  /** Memory of assembly buffers a consumer still holds (see recycle()). */
+  private readonly lent = new Set<ArrayBufferLike>();
+  private readonly pool: Buffer[] = [];
+  private poolBytes = 0;
 
   constructor(private readonly sink: RequestSink) {}
 
@@ -70,7 +81,20 @@ export class RequestParser {
     this.payload = null;
   }
 
-  push(chunk: Buffer): void {
+  /**
+   * A payload handed to RequestSink.request(), which returned true, is no longer needed. If it is
+   * an assembly buffer, it is reused for a later request.
+   */
+  recycle(payload: Buffer): void {
+    const memory = payload.buffer;
+    if (!this.lent.delete(memory)) return;
+    if (this.poolBytes + memory.byteLength > POOL_BYTES_MAX) return;
+    this.pool.push(Buffer.from(memory));
+    this.poolBytes += memory.byteLength;
+  }
+
+  /** volatile: the chunk's memory is reused once push() returns, so nothing may keep a view of it. */
+  push(chunk: Buffer, volatile = false): void {
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
@@ -91,7 +115,7 @@ export class RequestParser {
             }
           }
           // A write whose payload is wholly inside this chunk goes out as a view, no copy.
-          if ((this.state as State) === State.Payload && this.payloadFill === 0 && end - pos >= this.current!.length && this.payload === null) {
+          if (!volatile && (this.state as State) === State.Payload && this.payloadFill === 0 && end - pos >= this.current!.length && this.payload === null) {
             const req = this.current!;
             const view = chunk.subarray(pos, pos + req.length);
             pos += req.length;
@@ -112,7 +136,10 @@ export class RequestParser {
             this.payload = null;
             this.payloadFill = 0;
             const retained = this.finish(req, 0, payload);
-            if (retained && fromSpare) this.spare = null;
+            if (retained && fromSpare) {
+              if (this.spare !== null && this.spare.buffer === payload.buffer) this.spare = null;
+              this.lent.add(payload.buffer);
+            }
           }
           break;
         }
@@ -169,6 +196,15 @@ export class RequestParser {
   }
 
   private assemblyBuffer(length: number): Buffer {
+    if (this.spare === null || this.spare.length < length) {
+      // A recycled buffer that is large enough becomes the spare.
+      const i = this.pool.findIndex((b) => b.length >= length);
+      if (i >= 0) {
+        const [buf] = this.pool.splice(i, 1);
+        this.poolBytes -= buf!.length;
+        this.spare = buf!;
+      }
+    }
     if (this.spare !== null && this.spare.length >= length) {
       this.payloadFromSpare = true;
       return this.spare.subarray(0, length);

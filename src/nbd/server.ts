@@ -4,7 +4,17 @@
 //
 // Spoken: fixed newstyle only (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES); options EXPORT_NAME,
 // GO, INFO (NBD_INFO_EXPORT and NBD_INFO_BLOCK_SIZE always, NAME/DESCRIPTION when asked), LIST,
-// ABORT; STARTTLS, STRUCTURED_REPLY and anything else get NBD_REP_ERR_UNSUP. Simple replies only.
+// ABORT, STARTTLS when `tls` is given; STRUCTURED_REPLY and anything else get NBD_REP_ERR_UNSUP.
+// Simple replies only.
+//
+// TLS (opts.tls): NBD_OPT_STARTTLS is answered NBD_REP_ACK and the socket is upgraded in place (a
+// tls.Server that never listens runs the server side: TLS 1.2 or later, client certificates checked
+// against `ca` when requireClientCert); option haggling continues over TLS. required: true is
+// FORCEDTLS (handshake.ts): before TLS, every option but STARTTLS/ABORT gets NBD_REP_ERR_TLS_REQD
+// and NBD_OPT_EXPORT_NAME closes the connection. Without opts.tls, STARTTLS gets NBD_REP_ERR_UNSUP.
+//
+// Reads: plain connections read into one reusable buffer each (socket-reads.ts, LIMITS.readBufferBytes),
+// TLS-capable listeners through Node's 'data' events.
 // Commands READ, WRITE, FLUSH, TRIM (if the export can), WRITE_ZEROES (NO_HOLE accepted), DISC;
 // FUA on any command. CAN_MULTI_CONN only when the export says flush covers every connection; a
 // read-only export gets READ_ONLY and no SEND_TRIM / SEND_WRITE_ZEROES.
@@ -32,10 +42,25 @@
 // dropped, never passed on. Export calls happen in arrival order on each connection.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { LIMITS } from './constants.js';
 import type { ExportProvider } from './export.js';
 import { HandshakeSession } from './handshake.js';
+import { adoptWithReadBuffer } from './socket-reads.js';
 import { Transmission } from './transmission.js';
+
+export interface NbdTlsOptions {
+  /** PEM certificate chain of the server. */
+  cert: Buffer | string;
+  /** PEM private key of the server. */
+  key: Buffer | string;
+  /** PEM CA certificate(s) that client certificates must chain to (default: Node's bundled CAs). */
+  ca?: Buffer | string | (Buffer | string)[];
+  /** Refuse the TLS handshake unless the client presents a certificate signed by `ca`. */
+  requireClientCert?: boolean;
+  /** true: FORCEDTLS, nothing but NBD_OPT_STARTTLS and NBD_OPT_ABORT before TLS. false: TLS offered. */
+  required: boolean;
+}
 
 export interface NbdServerOptions {
   provider: ExportProvider;
@@ -46,6 +71,14 @@ export interface NbdServerOptions {
   maxPayloadBytes?: number;
   /** Default 10 s. */
   handshakeTimeoutMs?: number;
+  /** NBD_OPT_STARTTLS with these credentials; without it the server is NOTLS (STARTTLS: NBD_REP_ERR_UNSUP). */
+  tls?: NbdTlsOptions;
+  /**
+   * How plain connections are read: 'buffer' (the default) into one reusable buffer per connection
+   * (socket-reads.ts), falling back to 'stream' where that is not possible; 'stream': Node's
+   * 'data' events. TLS listeners always use 'stream'.
+   */
+  readPath?: 'buffer' | 'stream';
   log?: (msg: string) => void;
 }
 
@@ -59,6 +92,8 @@ export interface NbdServer {
   close(opts?: { graceful: boolean }): Promise<void>;
   /** Connections admitted (handshake or transmission), not counting refused ones. */
   connections(): number;
+  /** Admitted connections so far by how they were read (see NbdServerOptions.readPath). */
+  readPaths(): { buffer: number; stream: number };
 }
 
 interface ConnectionConfig {
@@ -66,23 +101,42 @@ interface ConnectionConfig {
   readonly maxPayloadBytes: number;
   readonly handshakeTimeoutMs: number;
   readonly log: (msg: string) => void;
+  readonly tls: { readonly options: NbdTlsOptions; readonly server: () => tls.Server } | null;
+  readonly readBuffer: boolean;
 }
 
 class Connection {
   private phase: 'handshake' | 'transmission' = 'handshake';
   private readonly session: HandshakeSession;
   private transmission: Transmission | null = null;
+  /** The socket the protocol runs over: the accepted one, or its TLS upgrade after STARTTLS. */
+  private socket: net.Socket;
+  private upgrading = false;
   private socketClosed = false;
   private clientEnded = false;
   private readonly timer: NodeJS.Timeout;
   private readonly label: string;
+  private resolveGone!: () => void;
+  readonly readPath: 'buffer' | 'stream';
   readonly closed: Promise<void>;
 
   constructor(
-    private readonly socket: net.Socket,
+    accepted: net.Socket,
     private readonly config: ConnectionConfig,
     refusal: string | null,
   ) {
+    // Accepted paused (pauseOnConnect): nothing has been read yet, so the handle can move.
+    let socket: net.Socket | null = null;
+    if (config.readBuffer && config.tls === null && refusal === null) {
+      socket = adoptWithReadBuffer(accepted, Buffer.allocUnsafeSlow(LIMITS.readBufferBytes), (chunk) => this.onChunk(chunk, true));
+    }
+    this.readPath = socket ? 'buffer' : 'stream';
+    if (!socket) {
+      socket = accepted;
+      socket.on('data', this.onData);
+      socket.resume();
+    }
+    this.socket = socket;
     this.label = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix socket client';
     socket.setNoDelay(true);
     this.session = new HandshakeSession({
@@ -90,40 +144,21 @@ class Connection {
       maxPayloadBytes: config.maxPayloadBytes,
       refusal,
       send: (buf) => {
-        if (!socket.destroyed && !socket.writableEnded) socket.write(buf);
+        const s = this.socket;
+        if (!s.destroyed && !s.writableEnded) s.write(buf);
       },
       log: config.log,
+      tls: config.tls === null ? 'off' : config.tls.options.required ? 'required' : 'optional',
+      startTls: () => this.startTls(),
     });
     this.timer = setTimeout(() => {
       config.log(`nbd: ${this.label}: handshake not finished within ${config.handshakeTimeoutMs} ms, closing`);
-      socket.destroy();
+      this.socket.destroy();
     }, config.handshakeTimeoutMs);
     this.timer.unref();
 
-    const socketGone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => {
-      if (this.phase === 'transmission') {
-        this.transmission!.push(chunk);
-      } else {
-        this.session.push(chunk);
-        if (this.session.overflowing) {
-          config.log(`nbd: ${this.label}: client sent more handshake data than allowed, closing`);
-          socket.destroy();
-        }
-      }
-    });
-    socket.on('end', () => {
-      this.clientEnded = true;
-      if (this.transmission) this.transmission.clientEnded();
-      else this.session.end();
-    });
-    socket.on('error', (err) => config.log(`nbd: ${this.label}: socket error: ${err.message}`));
-    socket.on('close', () => {
-      this.socketClosed = true;
-      clearTimeout(this.timer);
-      if (this.transmission) this.transmission.socketClosed();
-      else this.session.end();
-    });
+    const socketGone = new Promise<void>((resolve) => (this.resolveGone = resolve));
+    this.listen(socket);
 
     const exportClosed = this.session.run().then(
       async (outcome) => {
@@ -132,7 +167,7 @@ class Connection {
           return;
         }
         clearTimeout(this.timer);
-        const transmission = new Transmission(socket, outcome.export, {
+        const transmission = new Transmission(this.socket, outcome.export, {
           maxPayloadBytes: config.maxPayloadBytes,
           log: config.log,
           label: this.label,
@@ -146,10 +181,77 @@ class Connection {
       },
       (err: unknown) => {
         config.log(`nbd: ${this.label}: handshake failed: ${err instanceof Error ? err.stack : String(err)}`);
-        socket.destroy();
+        this.socket.destroy();
       },
     );
     this.closed = Promise.all([socketGone, exportClosed]).then(() => undefined);
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.onChunk(chunk, false);
+
+  /** volatile: the chunk is a view into a buffer reused by the next read. */
+  private onChunk(chunk: Buffer, volatile: boolean): void {
+    if (this.phase === 'transmission') {
+      this.transmission!.push(chunk, volatile);
+    } else {
+      this.session.push(volatile ? Buffer.from(chunk) : chunk);
+      if (this.session.overflowing) {
+        this.config.log(`nbd: ${this.label}: client sent more handshake data than allowed, closing`);
+        this.socket.destroy();
+      }
+    }
+  }
+
+  private readonly onEnd = (): void => {
+    this.clientEnded = true;
+    if (this.transmission) this.transmission.clientEnded();
+    else this.session.end();
+  };
+
+  private readonly onClose = (): void => {
+    if (this.socketClosed) return;
+    this.socketClosed = true;
+    clearTimeout(this.timer);
+    if (this.transmission) this.transmission.socketClosed();
+    else this.session.end();
+    this.resolveGone();
+  };
+
+  private listen(socket: net.Socket): void {
+    socket.on('end', this.onEnd);
+    socket.on('error', (err) => this.config.log(`nbd: ${this.label}: socket error: ${err.message}`));
+    socket.on('close', this.onClose);
+  }
+
+  /**
+   * NBD_OPT_STARTTLS was acknowledged: from the next byte on, the connection speaks TLS. A tls.Server
+   * (never listening) runs the server side of the handshake, including client certificate checks.
+   */
+  private startTls(): void {
+    const raw = this.socket;
+    const tlsConfig = this.config.tls!;
+    raw.off('data', this.onData);
+    raw.off('end', this.onEnd);
+    this.upgrading = true;
+    const server = tlsConfig.server();
+    server.once('secureConnection', (secure: tls.TLSSocket) => {
+      this.upgrading = false;
+      if (this.socketClosed) {
+        secure.destroy();
+        return;
+      }
+      this.socket = secure;
+      secure.on('data', this.onData);
+      this.listen(secure);
+    });
+    server.once('tlsClientError', (err: Error) => {
+      this.config.log(`nbd: ${this.label}: TLS handshake failed: ${err.message}`);
+      raw.destroy();
+    });
+    raw.once('close', () => {
+      if (this.upgrading) this.config.log(`nbd: ${this.label}: connection closed during the TLS handshake`);
+    });
+    server.emit('connection', raw);
   }
 
   /** Graceful: a handshake is cut off; a transmission answers what is in flight, then ends. */
@@ -184,19 +286,38 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
   const handshakeTimeoutMs = checkInteger('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? LIMITS.handshakeTimeoutMsDefault, 1, 3_600_000);
   const maxConnections = checkInteger('maxConnections', opts.maxConnections ?? LIMITS.connectionsMaxDefault, 1, 65_536);
   if (opts.listen && opts.socketPath) throw new RangeError('startNbdServer: give listen or socketPath, not both');
-  const config: ConnectionConfig = { provider: opts.provider, maxPayloadBytes, handshakeTimeoutMs, log };
+  let tlsConfig: ConnectionConfig['tls'] = null;
+  if (opts.tls) {
+    const t = opts.tls;
+    const serverOptions: tls.TlsOptions = {
+      cert: t.cert,
+      key: t.key,
+      ca: t.ca,
+      minVersion: 'TLSv1.2',
+      requestCert: t.requireClientCert === true,
+      rejectUnauthorized: t.requireClientCert === true,
+      handshakeTimeout: handshakeTimeoutMs,
+      allowHalfOpen: true,
+    };
+    // Fails here, at start, on a bad certificate or key (and on a key that does not match).
+    tls.createSecureContext(serverOptions);
+    tlsConfig = { options: t, server: () => tls.createServer(serverOptions) };
+  }
+  const config: ConnectionConfig = { provider: opts.provider, maxPayloadBytes, handshakeTimeoutMs, log, tls: tlsConfig, readBuffer: (opts.readPath ?? 'buffer') === 'buffer' };
+  const readPaths = { buffer: 0, stream: 0 };
 
   const admitted = new Set<Connection>();
   const refused = new Set<Connection>();
   let closing = false;
 
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
     if (closing) {
       socket.destroy();
       return;
     }
     if (admitted.size < maxConnections) {
       const conn = new Connection(socket, config, null);
+      readPaths[conn.readPath]++;
       admitted.add(conn);
       void conn.closed.then(() => admitted.delete(conn));
       return;
@@ -235,6 +356,7 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
       return { host: addr.address, port: addr.port };
     },
     connections: () => admitted.size,
+    readPaths: () => ({ ...readPaths }),
     close(closeOpts) {
       if (closePromise) return closePromise;
       closing = true;

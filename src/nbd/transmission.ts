@@ -105,10 +105,11 @@ export class Transmission implements RequestSink {
     return this.done;
   }
 
-  push(chunk: Buffer): void {
+  /** volatile: the chunk is a view into a read buffer reused once push() returns. */
+  push(chunk: Buffer, volatile = false): void {
     if (this.draining) return;
     if (!this.corked) this.cork();
-    this.parser.push(chunk);
+    this.parser.push(chunk, volatile);
     this.maybePause();
   }
 
@@ -159,7 +160,7 @@ export class Transmission implements RequestSink {
       case CMD_READ:
         return this.invoke(req, () => exp.read(req.offset, req.length));
       case CMD_WRITE:
-        return this.invoke(req, () => exp.write(req.offset, payload!, fua));
+        return this.invoke(req, () => exp.write(req.offset, payload!, fua), payload);
       case CMD_WRITE_ZEROES:
         return this.invoke(req, () => exp.writeZeroes(req.offset, req.length, fua));
       case CMD_TRIM:
@@ -179,7 +180,7 @@ export class Transmission implements RequestSink {
   // Internals ----------------------------------------------------------------------------------
 
   /** Calls the export now (so calls keep arrival order); returns true if the call is still pending. */
-  private invoke(req: RequestHeader, call: () => Buffer | void | Promise<Buffer | void>): boolean {
+  private invoke(req: RequestHeader, call: () => Buffer | void | Promise<Buffer | void>, payload: Buffer | null = null): boolean {
     this.inFlight++;
     let result: Buffer | void | Promise<Buffer | void>;
     try {
@@ -190,8 +191,14 @@ export class Transmission implements RequestSink {
     }
     if (isPromise(result)) {
       result.then(
-        (value) => this.settle(req, null, value, false),
-        (err: unknown) => this.settle(req, err ?? new Error('rejected'), undefined, true),
+        (value) => {
+          if (payload !== null) this.parser.recycle(payload);
+          this.settle(req, null, value, false);
+        },
+        (err: unknown) => {
+          if (payload !== null) this.parser.recycle(payload);
+          this.settle(req, err ?? new Error('rejected'), undefined, true);
+        },
       );
       return true;
     }
