@@ -50,6 +50,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--socket <path>', 'also listen on a Unix socket')
     .option('--max-connections <n>', 'connections served at once', '64')
     .option('--threads <n>', 'kernel pool workers (default: one per core)')
+    .option('--tls-cert <file>', 'PEM server certificate: TLS (NBD_OPT_STARTTLS) is then required on every listener')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA certificate(s) that client certificates must be signed by')
+    .option('--tls-verify-client', 'require a client certificate signed by --tls-ca')
+    .option('--insecure', 'allow plain NBD (no TLS) on a non-loopback --listen address')
     .action(run((store, opts) => serveCommand(io, store, opts)));
 
   program
