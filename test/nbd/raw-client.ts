@@ -49,6 +49,11 @@ export class RawClient {
     });
   }
 
+  /** A client over an already connected socket (e.g. a TLS socket after NBD_OPT_STARTTLS). */
+  static over(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   static connect(port: number | string, host = '127.0.0.1'): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = typeof port === 'string' ? net.connect({ path: port }) : net.connect({ port, host });
