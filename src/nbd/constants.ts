@@ -125,7 +125,7 @@ export const LIMITS = {
   /** After the server ends a connection, it waits this long for the client to close before dropping it. */
   lingerMs: 2_000,
   /** Each plain connection reads into one buffer of this size, reused for every read (socket-reads.ts). */
-  readBufferBytes: 256 * KiB,
+  readBufferBytes: 128 * KiB,
   /** Reply bytes queued on one socket before the server stops reading requests from it. */
   replyQueueBytesMax: 64 * MiB,
 } as const;

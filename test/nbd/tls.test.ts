@@ -134,7 +134,7 @@ describe('NBD_OPT_STARTTLS on the wire', () => {
   it('before TLS: LIST, INFO and GO get NBD_REP_ERR_TLS_REQD, EXPORT_NAME closes; after STARTTLS everything works over TLS', async (ctx) => {
     need(ctx);
     const p = provider();
-    const { port } = await serve(p, { tls: tlsOptions() });
+    const { port, server } = await serve(p, { tls: tlsOptions() });
     const c = await RawClient.connect(port);
     await c.start();
     for (const [opt, data] of [[OPT.LIST, Buffer.alloc(0)], [OPT.INFO, RawClient.infoData('disk0')], [OPT.GO, RawClient.infoData('disk0')], [99, Buffer.alloc(0)]] as const) {
@@ -163,6 +163,7 @@ describe('NBD_OPT_STARTTLS on the wire', () => {
     expect((await t.readAt(4096, block.length)).data!.equals(block)).toBe(true);
     expect(p.bytes('disk0').subarray(4096, 4096 + block.length).equals(block)).toBe(true);
     expect(await t.disconnect()).toBe(true);
+    expect(server.readPaths()).toEqual({ buffer: 0, stream: 1 }); // TLS listeners read through 'data' events
 
     const e = await RawClient.connect(port);
     await e.start();
