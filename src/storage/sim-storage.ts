@@ -229,6 +229,7 @@ export class SimStorage implements Storage {
   private readonly failures: (FailSpec & { left: number })[] = [];
   private crashOp = Infinity;
   private frozenBy: SimCrash | null = null;
+  private freezeWaiters: ((c: SimCrash) => void)[] = [];
 
   constructor(opts: SimStorageOptions) {
     this.rand = mulberry32(opts.seed);
@@ -243,6 +244,11 @@ export class SimStorage implements Storage {
   /** True once a `crashAtOp` point was reached and until `crash()`. */
   get frozen(): boolean {
     return this.frozenBy !== null;
+  }
+
+  /** Resolves with the SimCrash when the disk freezes (a workload can stop waiting on an engine that never will finish). */
+  whenFrozen(): Promise<SimCrash> {
+    return this.frozenBy ? Promise.resolve(this.frozenBy) : new Promise((r) => this.freezeWaiters.push(r));
   }
 
   // ---- fault injection ----
@@ -333,6 +339,7 @@ export class SimStorage implements Storage {
     this.stats.ops++;
     if (this.stats.ops >= this.crashOp) {
       this.frozenBy = new SimCrash(op, path);
+      for (const w of this.freezeWaiters.splice(0)) w(this.frozenBy);
       throw this.frozenBy;
     }
   }
