@@ -94,6 +94,9 @@ export async function initStore(dir: string, opts: InitOptions): Promise<StoreCo
     await replica.sync();
     replica.close();
   }
+  // The new files' directory entries, before the configuration makes the directory a store.
+  await storage.syncDir(joinPath(dir, 'replica'));
+  if (config.volumes.some((v) => v.path === undefined)) await storage.syncDir(joinPath(dir, 'volumes'));
   await writeConfig(storage, dir, config);
   return config;
 }
@@ -417,7 +420,7 @@ export class Store {
       } catch (err) {
         if (this.isClosed) break;
         const e = err instanceof RewindError ? err : ioError(`applying transaction ${w.id} (seq ${w.firstSeq}..${w.lastSeq})`, err);
-        if (!isTransient(err) || this.closing) {
+        if (!isTransient(err) || this.closing || this.journal.failed) {
           this.failure = e;
           this.onWarning?.(e.message);
           break;

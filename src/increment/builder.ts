@@ -154,7 +154,14 @@ async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<
     const start = first.position;
     const end = last.position + RECORD_HEADER_BYTES + last.length;
     assert(cursor + end - start <= region.bytes, `window ${w.id} fits the journal region (${end - start} bytes)`);
-    const n = await readAsync(ctx.journal.file(first.segment), mem, start, region.ptr + cursor, end - start);
+    // A handle of its own: the reader's cached ones are for synchronous reads and may be closed meanwhile.
+    const f = ctx.journal.openSegment(first.segment);
+    let n: number;
+    try {
+      n = await readAsync(f, mem, start, region.ptr + cursor, end - start);
+    } finally {
+      f.close();
+    }
     if (n !== end - start) throw corrupt(ctx.journal.pathOf(first.segment), start, `window ${w.id} records are cut short`);
     for (let k = i; k <= j; k++) {
       const r = w.records[k];

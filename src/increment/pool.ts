@@ -121,6 +121,7 @@ export class KernelPool {
   }
 
   async close(): Promise<void> {
-    await this.piscina.destroy();
+    // Graceful: a task still running finishes first (destroying under it leaves a worker message nobody takes).
+    await this.piscina.close();
   }
 }

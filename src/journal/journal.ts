@@ -30,8 +30,10 @@ export class Journal {
   private _lastTime = 0;
   private durableSeq = 0;
   private readonly header = Buffer.alloc(RECORD_HEADER_BYTES);
-  /** Files written since their last sync (sealed segments wait here until synced, then close). */
+  /** Files written since their last sync. */
   private readonly unsynced = new Set<StorageFile>();
+  /** Segments done with, waiting for their records to be durable before they are renamed and closed. */
+  private sealing: { firstSeq: number; lastSeq: number; file: StorageFile }[] = [];
   private dirDirty = false;
   private waiters: Waiter[] = [];
   private syncing = false;
@@ -59,27 +61,38 @@ export class Journal {
 
   private async recover(scanFrom: { segment: number; position: number } | undefined, onRecord?: (ref: RecordRef) => void): Promise<void> {
     let segs = listSegments(this.storage, this.dir);
-    // A segment left "-open" that is not the newest was being sealed when the process stopped (the
-    // next segment is created first, then the old one renamed): finish the rename. The reader checks
-    // that its records really end where the name says.
-    let renamed = false;
-    for (let i = 0; i + 1 < segs.length; i++) {
-      if (segs[i].lastSeq !== null) continue;
-      this.storage.rename(segs[i].path, joinPath(this.dir, sealedSegmentName(segs[i].firstSeq, segs[i + 1].firstSeq - 1)));
-      renamed = true;
-    }
-    if (renamed) {
-      await this.storage.syncDir(this.dir);
-      segs = listSegments(this.storage, this.dir);
-    }
     if (segs.length === 0) {
       this.createSegment(1, 0);
       await this.storage.syncDir(this.dir);
       return;
     }
+    // Every "-open" segment but the newest was being sealed. A seal (the rename to the sequence
+    // range) is made only once the segment's records are durable, so an unfinished one may end
+    // early: then the journal ends there (point-in-time recovery) and the later segments are set
+    // aside under ".cut" names; otherwise the seal is finished.
+    let changed = false;
+    for (let i = 0; i + 1 < segs.length; i++) {
+      if (segs[i].lastSeq !== null) continue;
+      const end = this.segmentEnd(segs[i].firstSeq);
+      changed = true;
+      if (end.complete && end.lastSeq === segs[i + 1].firstSeq - 1) {
+        this.storage.rename(segs[i].path, joinPath(this.dir, sealedSegmentName(segs[i].firstSeq, end.lastSeq)));
+        continue;
+      }
+      for (const later of segs.slice(i + 1)) {
+        this.storage.rename(later.path, `${later.path}.cut`);
+        this.opts.onWarning?.(`journal: ${segs[i].name} ends before seq ${segs[i + 1].firstSeq} (it was being sealed when the writer stopped); set ${later.name} aside as ${later.name}.cut`);
+      }
+      break;
+    }
+    if (changed) {
+      await this.storage.syncDir(this.dir);
+      segs = listSegments(this.storage, this.dir);
+    }
     const newest = segs[segs.length - 1];
     let lastRef: RecordRef | null = null;
-    const start = scanFrom && segs.some((s) => s.firstSeq === scanFrom.segment) ? scanFrom : { segment: newest.firstSeq, position: SEGMENT_HEADER_BYTES };
+    // Without a known position (nothing applied yet) every segment is read: all of it is unapplied.
+    const start = scanFrom && segs.some((s) => s.firstSeq === scanFrom.segment) ? scanFrom : { segment: segs[0].firstSeq, position: SEGMENT_HEADER_BYTES };
     const stop = this.reader.scan({
       start,
       verifyPayload: true,
@@ -143,6 +156,26 @@ export class Journal {
     this.durableSeq = this._lastSeq;
   }
 
+  /** The last good record of one segment, and whether the segment ends cleanly (no bad record in it). */
+  private segmentEnd(segment: number): { lastSeq: number; complete: boolean } {
+    let lastSeq = segment - 1;
+    let crossed = false;
+    const stop = this.reader.scan({
+      start: { segment, position: SEGMENT_HEADER_BYTES },
+      verifyPayload: true,
+      onRecord: (r) => {
+        if (r.segment !== segment) {
+          crossed = true;
+          return false;
+        }
+        lastSeq = r.seq;
+      },
+    });
+    this.reader.closeFiles();
+    const badHere = stop.kind !== 'end' && stop.segment.firstSeq === segment;
+    return { lastSeq, complete: crossed || !badHere };
+  }
+
   private createSegment(firstSeq: number, time: number): void {
     const path = joinPath(this.dir, openSegmentName(firstSeq));
     const file = this.storage.open(path, 'create');
@@ -161,27 +194,17 @@ export class Journal {
     this.dirDirty = true;
   }
 
-  /** Seals the open segment (rename to its sequence range) and starts the next one. */
+  /**
+   * Starts the next segment. The old one is renamed to its sequence range once its records are
+   * durable (in pump), so a sealed name always means a complete segment. If the next segment cannot
+   * be made (out of space), nothing changed: this append fails and a later one tries again.
+   */
   private rotate(time: number): void {
     assert(this._lastSeq >= this.segmentFirstSeq, 'a segment is sealed only when it holds a record');
-    // The next segment first: if it cannot be made (out of space), nothing changed and the append
-    // fails; a later append tries again.
-    const old = this.file;
-    const oldFirst = this.segmentFirstSeq;
-    const oldPosition = this.position;
+    const old = { firstSeq: this.segmentFirstSeq, lastSeq: this._lastSeq, file: this.file };
     this.createSegment(this._lastSeq + 1, time);
-    try {
-      this.storage.rename(joinPath(this.dir, openSegmentName(oldFirst)), joinPath(this.dir, sealedSegmentName(oldFirst, this._lastSeq)));
-    } catch (err) {
-      this.unsynced.delete(this.file);
-      this.file.close();
-      this.storage.remove(joinPath(this.dir, openSegmentName(this._lastSeq + 1)));
-      this.file = old;
-      this.segmentFirstSeq = oldFirst;
-      this.position = oldPosition;
-      throw err;
-    }
-    this.unsynced.add(old); // closed after its sync
+    this.sealing.push(old);
+    this.unsynced.add(old.file);
   }
 
   /**
@@ -228,13 +251,20 @@ export class Journal {
         const upTo = this._lastSeq;
         const files = [...this.unsynced];
         this.unsynced.clear();
-        const dir = this.dirDirty;
-        this.dirDirty = false;
         await Promise.all(files.map((f) => f.sync()));
-        if (dir) await this.storage.syncDir(this.dir);
-        // A sealed segment is closed once synced, unless it was written again during this sync
-        // (it is back in `unsynced` and is closed after its next one).
-        for (const f of files) if (f !== this.file && !this.unsynced.has(f)) f.close();
+        // Seal, in order, the segments whose records this round made durable.
+        while (this.sealing.length > 0) {
+          const s = this.sealing[0];
+          if (this.unsynced.has(s.file) || !files.includes(s.file)) break;
+          this.storage.rename(joinPath(this.dir, openSegmentName(s.firstSeq)), joinPath(this.dir, sealedSegmentName(s.firstSeq, s.lastSeq)));
+          s.file.close();
+          this.sealing.shift();
+          this.dirDirty = true;
+        }
+        if (this.dirDirty) {
+          this.dirDirty = false;
+          await this.storage.syncDir(this.dir);
+        }
         this.durableSeq = Math.max(this.durableSeq, upTo);
         const still: Waiter[] = [];
         for (const w of this.waiters) (w.seq <= this.durableSeq ? w.resolve() : still.push(w));
@@ -263,7 +293,8 @@ export class Journal {
     } catch {
       // already closed
     }
-    for (const f of this.unsynced) if (f !== this.file) f.close();
+    for (const s of this.sealing) s.file.close();
+    this.sealing = [];
     this.unsynced.clear();
     this.reader.closeFiles();
   }
@@ -271,8 +302,14 @@ export class Journal {
   async close(): Promise<void> {
     await this.flush();
     this.file.close();
-    for (const f of this.unsynced) if (f !== this.file) f.close();
+    for (const s of this.sealing) s.file.close();
+    this.sealing = [];
     this.unsynced.clear();
     this.reader.closeFiles();
+  }
+
+  /** The error that stopped the journal for good (a failed fsync), if any. */
+  get failed(): Error | null {
+    return this.failure;
   }
 }

@@ -47,23 +47,37 @@ export class JournalReader {
     return this.cached;
   }
 
-  /** Opens a segment by its first sequence number, following a rename from -open to sealed. */
+  /** A cached handle on a segment, by its first sequence number (for the synchronous reads of this reader). */
   file(segment: number): StorageFile {
     let f = this.files.get(segment);
-    if (f) return f;
-    for (let attempt = 0; attempt < 3 && !f; attempt++) {
+    if (f) {
+      this.files.delete(segment);
+      this.files.set(segment, f);
+      return f;
+    }
+    f = this.openSegment(segment);
+    if (this.files.size >= 16) {
+      // Least recently used first. Only synchronous reads use cached handles, so none is in use now.
+      const [oldest, handle] = this.files.entries().next().value!;
+      handle.close();
+      this.files.delete(oldest);
+    }
+    this.files.set(segment, f);
+    return f;
+  }
+
+  /** A new handle on a segment, following a rename from -open to sealed; the caller closes it. */
+  openSegment(segment: number): StorageFile {
+    for (let attempt = 0; attempt < 3; attempt++) {
       const s = this.segments(attempt > 0).find((x) => x.firstSeq === segment);
       if (!s) continue;
       try {
-        f = this.storage.open(s.path, 'read');
+        return this.storage.open(s.path, 'read');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
-    if (!f) throw corrupt(`${this.dir}`, 0, `journal segment starting at seq ${segment} is missing`);
-    if (this.files.size >= 16) this.closeFiles();
-    this.files.set(segment, f);
-    return f;
+    throw corrupt(`${this.dir}`, 0, `journal segment starting at seq ${segment} is missing`);
   }
 
   /** Copies `length` payload bytes of a record, starting `skip` bytes into the payload. */
@@ -97,6 +111,7 @@ export class JournalReader {
       position = SEGMENT_HEADER_BYTES;
     }
     const buf = new ChunkReader();
+    let prevLast: number | null = null;
     for (; index < segs.length; index++) {
       const seg = segs[index];
       const last = index === segs.length - 1;
@@ -110,6 +125,7 @@ export class JournalReader {
           return { kind: 'damaged', segment: seg, position: 0, reason: h };
         }
         if (h.firstSeq !== seg.firstSeq) return { kind: 'damaged', segment: seg, position: 0, reason: `segment header says first seq ${h.firstSeq}, file name says ${seg.firstSeq}` };
+        if (prevLast !== null && seg.firstSeq !== prevLast + 1) return { kind: 'damaged', segment: seg, position: 0, reason: `segment starts at seq ${seg.firstSeq} but the one before it ends at seq ${prevLast}` };
         position = SEGMENT_HEADER_BYTES;
       }
       let expected: number | null = position === SEGMENT_HEADER_BYTES ? seg.firstSeq : null;
@@ -142,6 +158,7 @@ export class JournalReader {
         return { kind: 'damaged', segment: seg, position, reason: `sealed segment ends at seq ${lastSeen}, its name says ${seg.lastSeq}` };
       }
       if (last) return { kind: 'end', segment: seg.firstSeq, position };
+      prevLast = lastSeen;
       position = SEGMENT_HEADER_BYTES;
     }
     return { kind: 'end', segment: segs[segs.length - 1].firstSeq, position };

@@ -90,7 +90,11 @@ export class TransactionIndex {
     const path = joinPath(dir, TX_FILE);
     if (writable) storage.mkdirp(dir);
     const idx = new TransactionIndex(storage, path, writable);
-    if (writable) idx.file = storage.open(path, 'create');
+    if (writable) {
+      const created = !storage.exists(path);
+      idx.file = storage.open(path, 'create');
+      if (created) await storage.syncDir(dir);
+    }
     else if (storage.exists(path)) idx.file = storage.open(path, 'read');
     idx.refresh();
     if (writable && idx.damage) {
