@@ -10,7 +10,7 @@
 // Run alone: npm run build && node dist/bench/restore.js [--quick]
 
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readSync, realpathSync, rmSync, writeSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, realpathSync, rmSync, writeSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,11 +114,15 @@ async function benchRestores(dir: string, volumeBytes: number, backs: number[]):
     const windows = Math.max(...backs) + 1;
     const ends = await buildHistory(store, 'vol', volumeBytes, windows, 11);
     const replica = join(dir, 'store', 'replica', 'vol');
-    // Disk-speed reference: cp of the replica (same page-cache state as the restores), and a plain sequential read.
+    // Disk-speed reference: cp of the replica then fsync of the copy (a restore syncs its output too;
+    // same page-cache state as the restores), and a plain sequential read.
     const out = join(dir, 'out.img');
     readAll(replica); // warm, as the restores find it
     let t = performance.now();
     execFileSync('cp', ['--sparse=never', replica, out]);
+    const copyFd = openSync(out, 'r+');
+    fsyncSync(copyFd);
+    closeSync(copyFd);
     const cpGBps = volumeBytes / ((performance.now() - t) / 1000) / 1e9;
     rmSync(out, { force: true });
     const readGBps = readAll(replica);
@@ -187,7 +191,7 @@ export async function benchRestore(opts: { quick?: boolean } = {}): Promise<Rest
 
 export function printRestore(r: RestoreBenchResult): void {
   const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-  console.log(`volume ${r.reference.volumeBytes / 2 ** 20} MiB; disk reference: cp of the replica ${f(r.reference.cpGBps)} GB/s, sequential read ${f(r.reference.readGBps)} GB/s`);
+  console.log(`volume ${r.reference.volumeBytes / 2 ** 20} MiB; disk reference: cp + fsync of the replica ${f(r.reference.cpGBps)} GB/s, sequential read ${f(r.reference.readGBps)} GB/s`);
   console.table(r.restore.map((x) => ({ 'windows back': x.windowsBack, seq: x.seq, seconds: f(x.seconds), 'GB/s': f(x.GBps), 'vs cp': f(x.vsCp) })));
   console.table(r.viewOpen.map((x) => ({ volume: `${x.volumeBytes / 2 ** 20} MiB`, windows: x.windows, 'open+first block cold ms': f(x.coldMs), 'warm ms': f(x.warmMs) })));
 }

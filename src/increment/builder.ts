@@ -14,6 +14,9 @@ import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
 
+/** Runs of blocks up to this size are read and written synchronously; larger ones on the I/O pool. */
+export const SYNC_IO_BYTES_MAX = 64 * 1024;
+
 export interface ClosedWindow {
   id: number;
   firstSeq: number;
@@ -237,11 +240,16 @@ async function buildChunk(
   const mem = pool.bytes();
   const replica = ctx.volumes.byIndex(volume).replica;
   // Old contents, from the replica as it stands after the previous window (reads in parallel, off the event loop).
+  // Small runs are read at once (a page-cache copy costs less than a trip to the I/O pool); big ones
+  // go to the pool so the event loop stays free.
   const reads: Promise<void>[] = [];
   forEachRun(chunkBlocks, (i, block, count) => {
-    reads.push(readAsync(replica, mem, block * B, slot.oldBlocks + i * B, count * B).then((got) => {
-      if (got !== count * B) mem.fill(0, slot.oldBlocks + i * B + got, slot.oldBlocks + (i + count) * B);
-    }));
+    const dst = slot.oldBlocks + i * B;
+    const fill = (got: number) => {
+      if (got !== count * B) mem.fill(0, dst + got, dst + count * B);
+    };
+    if (count * B <= SYNC_IO_BYTES_MAX) fill(replica.read(mem, block * B, dst, count * B));
+    else reads.push(readAsync(replica, mem, block * B, dst, count * B).then(fill));
   });
   await Promise.all(reads);
   // Fragment table: new = old, then every write clipped to this chunk, in sequence order.

@@ -4,7 +4,7 @@
 import { corrupt, assert } from '../errors.js';
 import { readAsync, writeAsync, type Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
-import { forEachRun, type SectionPlacement } from '../increment/builder.js';
+import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from '../increment/builder.js';
 import type { KernelPool } from '../increment/pool.js';
 
 export interface ReplicaContext {
@@ -35,7 +35,9 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
         const replica = ctx.volumes.byIndex(s.volume).replica;
         const writes: Promise<void>[] = [];
         forEachRun(s.blocks, (i, block, count) => {
-          writes.push(writeAsync(replica, mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B), block * B));
+          const run = mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B);
+          if (run.byteLength <= SYNC_IO_BYTES_MAX) replica.write(run, block * B);
+          else writes.push(writeAsync(replica, run, block * B));
         });
         await Promise.all(writes);
         touched.add(s.volume);
