@@ -23,6 +23,7 @@
 //   runs the same way every time.
 import type { OpenMode, Storage, StorageFile } from './storage.js';
 import { dirname } from './storage.js';
+import { prng } from '../prng.js';
 
 export const SECTOR_BYTES = 512;
 
@@ -232,7 +233,7 @@ export class SimStorage implements Storage {
   private freezeWaiters: ((c: SimCrash) => void)[] = [];
 
   constructor(opts: SimStorageOptions) {
-    this.rand = mulberry32(opts.seed);
+    this.rand = prng(opts.seed);
     this.capacityBytes = opts.capacityBytes ?? Infinity;
   }
 
@@ -476,15 +477,4 @@ export class SimStorage implements Storage {
     const ino = this.durable.get(dirname(path))?.get(basename(path));
     return ino ? Buffer.from(ino.durable.subarray(0, ino.durableSize)) : null;
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

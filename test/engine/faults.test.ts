@@ -4,45 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { initStore, ManualClock, nodeStorage, RewindError, Store, type Storage, type StorageFile } from '../../src/index.js';
+import { initStore, ManualClock, RewindError, Store } from '../../src/index.js';
+import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { Model, prng, randomBytes } from '../helpers/model.js';
-
-/** The real file system, with writes to matching paths failing while a fault is armed. */
-class FaultyStorage implements Storage {
-  fault: { path: RegExp; code: string; skip?: number } | null = null;
-  injected = 0;
-  private check(path: string) {
-    if (this.fault && this.fault.path.test(path)) {
-      if (this.fault.skip) {
-        this.fault.skip--;
-        return;
-      }
-      this.injected++;
-      throw Object.assign(new Error(`${this.fault.code}: injected fault, write '${path}'`), { code: this.fault.code });
-    }
-  }
-  open(path: string, mode: 'read' | 'write' | 'create'): StorageFile {
-    const f = nodeStorage.open(path, mode);
-    const self = this;
-    return {
-      path: f.path,
-      read: (...a) => f.read(...a),
-      write(buf, pos) { self.check(path); f.write(buf, pos); },
-      writev(bufs, pos) { self.check(path); f.writev(bufs, pos); },
-      size: () => f.size(),
-      truncate: (n) => f.truncate(n),
-      sync: () => f.sync(),
-      close: () => f.close(),
-    };
-  }
-  exists = (p: string) => nodeStorage.exists(p);
-  list = (d: string) => nodeStorage.list(d);
-  mkdirp = (d: string) => nodeStorage.mkdirp(d);
-  rename = (a: string, b: string) => nodeStorage.rename(a, b);
-  remove = (p: string) => nodeStorage.remove(p);
-  syncDir = (d: string) => nodeStorage.syncDir(d);
-  sizeOf = (p: string) => nodeStorage.sizeOf(p);
-}
 
 const dirs: string[] = [];
 afterEach(() => {
