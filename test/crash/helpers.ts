@@ -2,18 +2,10 @@
 // that injects disk errors, child processes with hard timeouts, `rewind serve` as a child that can
 // be killed with SIGKILL, and known block patterns that say which write put them there.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { stopAll } from '../helpers/processes.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = process.env.REWIND_BIN ?? path.join(REPO, 'bin', 'rewind.js');
-export const CHILD_TIMEOUT_MS = 20_000;
 
 // NBD protocol error values (proto.md).
 export const NBD_EPERM = 1;
@@ -25,123 +17,12 @@ export const NBD_ENOSPC = 28;
 
 export { FaultyStorage, type Fault } from '../helpers/faulty-storage.js';
 
-// ---- temporary directories and child processes ---------------------------------------------------
+// ---- child processes and `rewind serve`: see test/helpers/processes.ts ----
 
-const dirs: string[] = [];
-const children = new Set<ChildProcess>();
+export { BIN, CHILD_TIMEOUT_MS, nbdshEnv, ok, removeTempDirs, rewind, run, sha256, sleep, startServe, tempDir, uri, type Ran, type Served } from '../helpers/processes.js';
 
-export function tempDir(prefix = 'rewind-crash-'): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
-  dirs.push(d);
-  return d;
-}
-
-export function removeTempDirs(): void {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-/** For afterEach: SIGKILL every child still running. */
-export function killChildren(): void {
-  for (const c of children) c.kill('SIGKILL');
-  children.clear();
-}
-
-export interface Ran {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs a command with a hard timeout (SIGKILL); never rejects. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? CHILD_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code: -1, signal: null, stdout, stderr: stderr + String(err), ms: Date.now() - t0 });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
-    });
-  });
-}
-
-export function ok(r: Ran): Ran {
-  if (r.code !== 0) throw new Error(`exit ${r.code} ${r.signal ?? ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
-
-export function rewind(args: string[], timeoutMs = CHILD_TIMEOUT_MS): Promise<Ran> {
-  return run(process.execPath, [BIN, ...args], { timeoutMs });
-}
-
-/** nbdsh runs `python3`; the system one has the nbd module (a pyenv one on PATH may not). */
-export const nbdshEnv = (): NodeJS.ProcessEnv => ({ ...process.env, PATH: `/usr/bin:${process.env.PATH ?? ''}` });
-
-/** nbd:// URI with the export name percent-encoded ('@', '=' and ':' included). */
-export function uri(port: number, name: string): string {
-  return `nbd://127.0.0.1:${port}/${encodeURIComponent(name).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
-}
-
-export interface Served {
-  proc: ChildProcess;
-  port: number;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const SERVING = /rewind: serving .* on nbd:\/\/127\.0\.0\.1:(\d+)/;
-
-/**
- * `rewind serve <store> --listen 127.0.0.1:0`: the kernel picks a free port and the server names it
- * in its "serving" line, so no other process can take the port in between. Killed by killChildren().
- */
-export async function startServe(store: string, extra: string[] = [], waitMs = 15_000): Promise<Served> {
-  const proc = spawn(process.execPath, [BIN, 'serve', store, '--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  let err = '';
-  proc.stdout!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => {
-      children.delete(proc);
-      resolve({ code, signal });
-    }),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`rewind serve printed no "serving" line within ${waitMs} ms; stderr: ${err}`)), waitMs);
-    proc.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = SERVING.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`rewind serve exited (${code ?? signal}) before serving; stderr: ${err}`));
-    });
-  });
-  return { proc, port, stderr: () => err, exited };
-}
-
-export function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** For afterEach: stops every server and kills every tool still running. */
+export const killChildren = (): Promise<void> => stopAll();
 
 // ---- known patterns -------------------------------------------------------------------------------
 

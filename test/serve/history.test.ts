@@ -17,7 +17,6 @@ import {
   ok,
   removeTempDirs,
   rewind,
-  rng,
   run,
   sha256,
   sleep,
@@ -31,6 +30,7 @@ import {
   uri,
   type Served,
 } from './harness.js';
+import { prng } from '../../src/prng.js';
 
 // Every store here gets less than 64 MiB of writes in all: a journal segment (LIMITS.segmentBytesMax)
 // is never sealed, which keeps these tests clear of the rotation bug that known-bugs.test.ts shows.
@@ -90,7 +90,8 @@ describe('rewind serve: past points as exports (window count:50)', () => {
   let srv: Served;
   const snaps: Snapshot[] = [];
   let round = 0;
-  const random = rng(0x5eed);
+  const unit = prng(0x5eed);
+  const random = () => Math.floor(unit() * 2 ** 32);
 
   /** One round of writes: about 60-90 qemu-io writes (random data, patterns, zeroes) at random offsets. */
   async function writeRound(): Promise<void> {
