@@ -454,7 +454,7 @@ export class Store {
     }
   }
 
-  /** Applies one window: journal durable -> pack durable -> replica -> production checkpoint -> index entry. */
+  /** Applies one window: journal durable -> pack durable (and in the catalog) -> replica written and synced -> index entry. */
   private async applyWindow(w: QueuedWindow): Promise<void> {
     await this.journal.flush();
     if (!w.built) {
