@@ -405,6 +405,9 @@ export class Store {
     this.openRecords = [];
     this.queue.push(cw);
     this.pendingBytes += cw.bytes;
+    // Start making the window's records durable now, so that fsync overlaps the windows ahead of it
+    // (applying waits for it anyway; a failure stops the journal and is reported there).
+    this.journal.flush().catch(() => undefined);
     this.applying ??= this.applyLoop().finally(() => (this.applying = null));
     return cw.id;
   }
