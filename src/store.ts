@@ -12,7 +12,7 @@ import { Journal } from './journal/journal.js';
 import type { RecordRef } from './journal/reader.js';
 import { LIMITS, type Limits } from './limits.js';
 import { acquireLock, type StoreLock } from './lock.js';
-import { applyForward } from './replica/replica.js';
+import { applyForward, syncReplicas } from './replica/replica.js';
 import { MemoryCatalog } from './restore/catalog.js';
 import { History, type Progress } from './restore/history.js';
 import { nodeStorage } from './storage/node-storage.js';
@@ -105,7 +105,7 @@ export async function initStore(dir: string, opts: InitOptions): Promise<StoreCo
 type Waiter = () => void;
 
 /** A closed window waiting to be applied; once its pack is durable, retries reuse it. */
-type QueuedWindow = ClosedWindow & { built?: BuiltPack };
+type QueuedWindow = ClosedWindow & { built?: BuiltPack; touched?: number[] };
 
 const APPLY_RETRY_MS_MIN = 50;
 const APPLY_RETRY_MS_MAX = 5000;
@@ -135,6 +135,8 @@ export class Store {
   private pendingBytes = 0;
   private nextTxId: number;
   private applying: Promise<void> | null = null;
+  private applyRunning = false;
+  private applyToken = 0;
   private failure: Error | null = null;
   private closing = false;
   private isClosed = false;
@@ -233,7 +235,7 @@ export class Store {
         pos += SECTION_HEADER_BYTES + bodyBytes;
       }
       this.catalog.add({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path });
-      await applyForward(this.replicaContext(), path, sections);
+      await syncReplicas(this.replicaContext(), await applyForward(this.replicaContext(), path, sections));
       const h = pack.header;
       await this.finishWindow({ id: this.nextTxId++, firstSeq: h.firstSeq, lastSeq: h.lastSeq, t1: h.t1, t2: h.t2, bytes: h.bytesWritten, records: [first] }, {
         sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: pack.bytes, headerCrc: pack.headerCrc,
@@ -408,28 +410,61 @@ export class Store {
     // Start making the window's records durable now, so that fsync overlaps the windows ahead of it
     // (applying waits for it anyway; a failure stops the journal and is reported there).
     this.journal.flush().catch(() => undefined);
-    this.applying ??= this.applyLoop().finally(() => (this.applying = null));
+    this.kickApply();
     return cw.id;
   }
 
   // ---- apply ----
 
-  private async applyLoop(): Promise<void> {
+  /**
+   * Applies queued windows in order, as a two-stage pipeline: while window k is being finished
+   * (replica synced, index entry appended) window k+1 is already prepared (pack built, replica
+   * written). Preparing reads the replica after window k's writes; finishing happens strictly in
+   * order. A crash between the stages leaves complete packs without index entries, which recovery
+   * redoes in order.
+   */
+  /** Starts the apply loop unless it is running. The loop says it stopped in the same turn it decides to. */
+  private kickApply(): void {
+    if (this.applyRunning) return;
+    this.applyRunning = true;
+    const token = ++this.applyToken;
+    this.applying = this.applyWindows()
+      .catch((err) => {
+        this.failure ??= err instanceof RewindError ? err : ioError('applying windows', err);
+        this.wake();
+      })
+      .finally(() => {
+        if (this.applyToken === token) this.applyRunning = false;
+      });
+  }
+
+  private async applyWindows(): Promise<void> {
     let backoffMs = APPLY_RETRY_MS_MIN;
-    while (this.queue.length > 0 && !this.failure && !this.isClosed) {
-      const w = this.queue[0];
+    let finishing: Promise<void> = Promise.resolve();
+    /** Index in the queue of the first window not yet prepared. */
+    let next = 0;
+    while (!this.failure && !this.isClosed) {
+      if (next >= this.queue.length) {
+        await finishing.catch(() => undefined);
+        if (next < this.queue.length && !this.failure) continue;
+        // Nothing left: stop in this same turn, so a window closed from now on starts a new loop.
+        this.applyRunning = false;
+        this.wake();
+        return;
+      }
+      const w = this.queue[next];
       try {
-        await this.applyWindow(w);
+        await this.prepareWindow(w);
       } catch (err) {
         if (this.isClosed) break;
         const e = err instanceof RewindError ? err : ioError(`applying transaction ${w.id} (seq ${w.firstSeq}..${w.lastSeq})`, err);
         if (!isTransient(err) || this.closing || this.journal.failed) {
-          this.failure = e;
+          this.failure ??= e;
           this.onWarning?.(e.message);
           break;
         }
-        // Out of space or an I/O error: the window stays queued and is tried again; writes go on
-        // until the pending limit, then fail with the same error instead of waiting forever.
+        // Out of space or an I/O error: the window stays queued and is tried again (from its pack if
+        // that is durable); writes go on until the pending limit, then fail with the same error.
         this.applyError = e;
         this.onWarning?.(`${e.message}; retrying in ${backoffMs} ms`);
         this.wake();
@@ -439,10 +474,25 @@ export class Store {
       }
       this.applyError = null;
       backoffMs = APPLY_RETRY_MS_MIN;
-      this.queue.shift();
-      this.pendingBytes -= w.bytes;
-      this.wake();
+      next++;
+      finishing = finishing.then(async () => {
+        await this.finishPreparedWindow(w);
+        assert(this.queue[0] === w, `transaction ${w.id} finishes first`);
+        this.queue.shift();
+        next--;
+        this.pendingBytes -= w.bytes;
+        this.wake();
+      });
+      finishing.catch((err) => {
+        // A failed fsync of the replica or the index: the store stops; reopening redoes from the packs.
+        if (!this.failure) {
+          this.failure = err instanceof RewindError ? err : ioError(`finishing transaction ${w.id} (seq ${w.firstSeq}..${w.lastSeq})`, err);
+          this.onWarning?.(this.failure.message);
+        }
+        this.wake();
+      });
     }
+    await finishing.catch(() => undefined);
     this.wake();
   }
 
@@ -457,17 +507,22 @@ export class Store {
     }
   }
 
-  /** Applies one window: journal durable -> pack durable (and in the catalog) -> replica written and synced -> index entry. */
-  private async applyWindow(w: QueuedWindow): Promise<void> {
+  /** Stage one: the window's journal records durable, its pack durable and in the catalog, the replica written. */
+  private async prepareWindow(w: QueuedWindow): Promise<void> {
     await this.journal.flush();
     if (!w.built) {
       w.built = await buildPack({ storage: this.storage, dir: joinPath(this.dir, 'increments'), blockSize: this.config.blockSize, volumes: this.volumes, journal: this.journal.reader, pool: this.pool }, w);
       this.catalog.add({ firstSeq: w.firstSeq, lastSeq: w.lastSeq, path: w.built.path });
     }
     // From here on a retry must not rebuild: the replica may be partly updated, so it redoes from the pack.
-    const built = w.built;
-    await applyForward(this.replicaContext(), built.path, built.sections);
+    w.touched = await applyForward(this.replicaContext(), w.built.path, w.built.sections);
     this.redoProduction();
+  }
+
+  /** Stage two, in window order: the replica synced, then the index entry that marks the window applied. */
+  private async finishPreparedWindow(w: QueuedWindow): Promise<void> {
+    const built = w.built!;
+    await syncReplicas(this.replicaContext(), w.touched ?? []);
     const h = built.header;
     await this.finishWindow(w, { sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: built.bytes, headerCrc: built.headerCrc });
   }

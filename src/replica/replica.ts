@@ -14,8 +14,8 @@ export interface ReplicaContext {
   pool: KernelPool;
 }
 
-/** Writes every section's new blocks to the replicas and syncs them. */
-export async function applyForward(ctx: ReplicaContext, packPath: string, sections: SectionPlacement[]): Promise<void> {
+/** Writes every section's new blocks to the replicas (not synced: see syncReplicas). Returns the volumes written. */
+export async function applyForward(ctx: ReplicaContext, packPath: string, sections: SectionPlacement[]): Promise<number[]> {
   const { pool, blockSize: B } = ctx;
   const file = ctx.storage.open(packPath, 'read');
   const touched = new Set<number>();
@@ -50,5 +50,10 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
   } finally {
     file.close();
   }
-  await Promise.all([...touched].map((v) => ctx.volumes.byIndex(v).replica.sync()));
+  return [...touched];
+}
+
+/** Makes the replica writes of the given volumes durable. */
+export async function syncReplicas(ctx: ReplicaContext, volumes: number[]): Promise<void> {
+  await Promise.all(volumes.map((v) => ctx.volumes.byIndex(v).replica.sync()));
 }

@@ -102,14 +102,20 @@ export function verifyStore(ctx: VerifyContext): VerifyReport {
     packs.push({ pack, applied: true, name: f.name });
     ctx.progress?.('increments', e.id, entries.length);
   }
-  // A pack without an index entry: the window being applied right now (or one a crash interrupted).
-  for (const f of byRange.values()) {
+  // Packs without an index entry: windows being applied right now (a writer prepares one while it
+  // finishes the one before), or ones a crash interrupted; each must follow the one before it.
+  let expectFirst = (entries[entries.length - 1]?.lastSeq ?? 0) + 1;
+  for (const f of [...byRange.values()].sort((a, b) => a.firstSeq - b.firstSeq)) {
     const path = joinPath(incDir, f.name);
     try {
       const pack = readPack(ctx.storage, path);
       checked.packs++;
-      if (f.firstSeq === (entries[entries.length - 1]?.lastSeq ?? 0) + 1) packs.push({ pack, applied: false, name: f.name });
-      else problems.push({ file: path, position: 0, message: `pack for seq ${f.firstSeq}..${f.lastSeq} has no transaction and does not follow the last one` });
+      if (f.firstSeq === expectFirst) {
+        packs.push({ pack, applied: false, name: f.name });
+        expectFirst = f.lastSeq + 1;
+      } else {
+        problems.push({ file: path, position: 0, message: `pack for seq ${f.firstSeq}..${f.lastSeq} has no transaction and does not follow the last one` });
+      }
     } catch (err) {
       fail(err, path);
     }
@@ -134,10 +140,7 @@ export function verifyStore(ctx: VerifyContext): VerifyReport {
           if (n < B) actual.fill(0, n);
           checked.replicaBlocks++;
           if (actual.equals(expected)) continue;
-          if (!applied) {
-            pack.decode(v.index, block, 'old', old, 0);
-            if (actual.equals(old)) continue;
-          }
+          if (!applied && matchesUnapplied(packs, i, v.index, block, actual, old)) continue;
           if (ctx.writerActive && movedOn(ctx.storage, incDir, listedLast, v.index, block)) {
             checked.replicaBlocks--;
             continue;
@@ -160,6 +163,23 @@ function movedOn(storage: Storage, dir: string, listedLast: number, volume: numb
       if (readPack(storage, joinPath(dir, f.name)).blocksOf(volume).has(block)) return true;
     } catch {
       // a pack being written is not damage
+    }
+  }
+  return false;
+}
+
+/**
+ * A block whose newest window is not applied yet may hold, in the replica, the contents before or
+ * after any not-yet-applied window that touched it (replica writes of those windows may or may not
+ * have happened, or reached the disk before a crash).
+ */
+function matchesUnapplied(packs: { pack: Pack | null; applied: boolean }[], newest: number, volume: number, block: number, actual: Buffer, scratch: Buffer): boolean {
+  for (let i = newest; i >= 0 && !packs[i].applied; i--) {
+    const p = packs[i].pack;
+    if (!p || !p.blocksOf(volume).has(block)) continue;
+    for (const which of ['new', 'old'] as const) {
+      p.decode(volume, block, which, scratch, 0);
+      if (actual.equals(scratch)) return true;
     }
   }
   return false;
