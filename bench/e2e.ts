@@ -9,11 +9,12 @@
 // Run alone: npm run build && node dist/bench/e2e.js [--quick] [--rounds N] [--seconds S] [--cpu-prof DIR]
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, ftruncateSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMain } from './main-module.js';
 
 export interface E2EWorkload {
   name: string;
@@ -302,15 +303,7 @@ async function serveMemory(port: number): Promise<void> {
   process.on('SIGINT', done);
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const args = process.argv.slice(2);
   const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
   if (args.includes('--serve-memory')) {

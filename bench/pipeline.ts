@@ -7,12 +7,12 @@
 //
 // Run alone: npm run build && node dist/bench/pipeline.js [--quick] [--mib N]
 
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initStore, Store } from '../src/index.js';
 import { prng } from '../src/prng.js';
+import { isMain } from './main-module.js';
 
 export interface PipelineRow {
   threads: number;
@@ -152,15 +152,7 @@ export function printPipeline(rows: PipelineRow[]): void {
   })));
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const args = process.argv.slice(2);
   const mib = args.includes('--mib') ? Number(args[args.indexOf('--mib') + 1]) : undefined;
   const rows = await benchPipeline({ quick: args.includes('--quick'), totalMiB: mib });

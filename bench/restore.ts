@@ -10,11 +10,11 @@
 // Run alone: npm run build && node dist/bench/restore.js [--quick]
 
 import { execFileSync } from 'node:child_process';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, realpathSync, rmSync, writeSync, statSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initStore, Store } from '../src/index.js';
+import { isMain } from './main-module.js';
 
 export interface RestoreRow {
   windowsBack: number;
@@ -198,14 +198,6 @@ export function printRestore(r: RestoreBenchResult): void {
   console.table(r.viewOpen.map((x) => ({ volume: `${x.volumeBytes / 2 ** 20} MiB`, windows: x.windows, 'open+first block cold ms': f(x.coldMs), 'warm ms': f(x.warmMs) })));
 }
 
-function isMain(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   printRestore(await benchRestore({ quick: process.argv.includes('--quick') }));
 }
