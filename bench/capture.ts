@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import { initStore, Store } from '../src/index.js';
+import { isMain } from './main-module.js';
 
 export interface CaptureBenchRow {
   writeBytes: number;
@@ -83,7 +84,7 @@ export async function benchCapture(opts: { quick?: boolean } = {}): Promise<Capt
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isMain(import.meta.url)) {
   const rows = await benchCapture({ quick: process.argv.includes('--quick') });
   console.table(rows.map((r) => ({ write: `${r.writeBytes / 1024} KiB`, 'rewind MB/s': r.rewindMBps.toFixed(0), 'rewind writes/s': r.rewindWritesPerSec.toFixed(0), 'plain MB/s': r.plainMBps.toFixed(0), 'rewind/plain': r.ratio.toFixed(2), 'applied MB/s': r.appliedMBps.toFixed(0) })));
 }

@@ -3,13 +3,12 @@
 // Run alone: npx tsc -p tsconfig.json && node dist/bench/kernels.js [--quick] [--size BYTES]
 
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { encodedBlockBytesMax } from '../src/kernels/format.js';
 import { KERNEL_HEAP_START, createSharedMemory, loadKernels, type KernelVariant } from '../src/kernels/kernels.js';
 import * as ref from '../src/kernels/reference.js';
 import { prng } from '../src/prng.js';
+import { isMain } from './main-module.js';
 
 export interface KernelBenchRow {
   kernel: string;
@@ -206,17 +205,7 @@ function measureOnce(fn: () => unknown, bytes: number): number {
 let lastBenchContext: { differingChunkRatio: number; encodedBytes: number; variant: KernelVariant } | undefined;
 let lastNativeCrc32cGBps = 0;
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const args = process.argv.slice(2);
   const sizeAt = args.indexOf('--size');
   const rows = await benchKernels({
