@@ -45,9 +45,10 @@ export class StoreExports implements ExportProvider {
         if (n < length) buf.fill(0, n);
         return buf;
       },
-      async write(offset, data, fua) {
-        await store.write(v.name, offset, data);
-        if (fua) await store.flush();
+      write(offset, data, fua) {
+        // Captured before returning unless the write has to wait; then data is copied by write().
+        if (store.writeNow(v.name, offset, data) !== null) return fua ? store.flush() : undefined;
+        return store.write(v.name, offset, data).then(() => (fua ? store.flush() : undefined));
       },
       async writeZeroes(offset, length, fua) {
         // Zeroes are history too: journaled as writes, in pieces no larger than the write limit.
