@@ -92,6 +92,19 @@ function randomWrites(rand: () => number, n: number) {
   return Array.from({ length: n }, () => (rand() < 0.2 ? pw(Math.floor(rand() * (SIZE / BLOCK / 16)) * 16, 16) : pw(Math.floor(rand() * (SIZE / BLOCK)), 1)));
 }
 
+
+/** Closes every client, the server and the store; then `rewind verify` passes and production equals the model. */
+async function closeAndVerify(dir: string, model: Buffer): Promise<void> {
+  for (const c of open.clients.splice(0)) c.destroy();
+  await open.server!.close({ graceful: false });
+  open.server = undefined;
+  await open.store!.close();
+  open.store = undefined;
+  const v = await rewind(['verify', dir], 30_000);
+  expect(v.code, v.stdout + v.stderr).toBe(0);
+  expect(readFileSync(path.join(dir, 'volumes', 'disk0')).equals(model)).toBe(true);
+}
+
 it('ENOSPC, then EIO, on journal writes: the NBD write gets that error, the server stays up, nothing acknowledged is lost, writing resumes', async () => {
   const { dir, storage, store, server, model, connect } = await setup();
   const rand = prng(5);
@@ -151,14 +164,7 @@ it('ENOSPC, then EIO, on journal writes: the NBD write gets that error, the serv
   counts.faults += storage.injected;
 
   // Closed and opened again (no faults): the same bytes, from production, the replica and history.
-  for (const c of open.clients.splice(0)) c.destroy();
-  await server.close({ graceful: false });
-  open.server = undefined;
-  await store.close();
-  open.store = undefined;
-  const v = await rewind(['verify', dir], 30_000);
-  expect(v.code, v.stdout + v.stderr).toBe(0);
-  expect(readFileSync(path.join(dir, 'volumes', 'disk0')).equals(model)).toBe(true);
+  await closeAndVerify(dir, model);
   expect(readFileSync(path.join(dir, 'replica', 'disk0')).equals(model)).toBe(true);
   const again = await Store.open(dir, { threads: 1 });
   open.store = again;
@@ -195,14 +201,7 @@ it('ENOSPC when the journal starts a new segment: the write fails, and writing r
   const c2 = await connect();
   await expectReadsBack(c2, model);
   expect(store.lastSeq).toBe(8);
-  for (const c of open.clients.splice(0)) c.destroy();
-  await open.server!.close({ graceful: false });
-  open.server = undefined;
-  await store.close();
-  open.store = undefined;
-  const v = await rewind(['verify', dir], 30_000);
-  expect(v.code, v.stdout + v.stderr).toBe(0);
-  expect(readFileSync(path.join(dir, 'volumes', 'disk0')).equals(model)).toBe(true);
+  await closeAndVerify(dir, model);
 }, 30_000);
 
 it('clients see the error by name: nbdsh gets ENOSPC, then EIO, from pwrite; then the write succeeds', async (ctx) => {

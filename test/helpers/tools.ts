@@ -49,3 +49,11 @@ export function requireTool(name: string): boolean {
   if (process.env.CI) throw new Error(`required tool "${name}" is not on PATH${hint}; CI must provide it`);
   return false;
 }
+
+/** fio arguments for random 4 KiB writes at queue depth 16 over 4 MiB of an NBD export, read back and checked with crc32c. */
+export function fioVerifyArgs(uri: string, extra: string[] = []): string[] {
+  return [
+    '--name=verify', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--iodepth=16', '--size=4m',
+    '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0', ...extra, '--output-format=json',
+  ];
+}

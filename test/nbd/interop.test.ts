@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ExportProvider } from '../../src/nbd/export.js';
 import { MemoryExportProvider } from '../../src/nbd/memory-export.js';
-import { requireTool } from '../helpers/tools.js';
+import { fioVerifyArgs, requireTool } from '../helpers/tools.js';
 import { closeServers, KiB, MiB, pattern, serve } from './harness.js';
 
 const CHILD_TIMEOUT_MS = 20_000;
@@ -205,20 +205,7 @@ describe('fio', () => {
     const p = provider();
     const { port } = await serve(p);
     const r = ok(
-      await run('fio', [
-        '--name=verify',
-        '--ioengine=nbd',
-        `--uri=${uri(port, 'disk0')}`,
-        '--rw=randwrite',
-        '--bs=4k',
-        '--iodepth=16',
-        '--size=4m',
-        '--verify=crc32c',
-        '--do_verify=1',
-        '--verify_fatal=1',
-        '--verify_state_save=0',
-        '--output-format=json',
-      ]),
+      await run('fio', fioVerifyArgs(uri(port, 'disk0'))),
     );
     const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{')));
     const job = json.jobs[0];

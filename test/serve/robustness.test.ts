@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RawClient } from '../nbd/raw-client.js';
-import { requireTool } from '../helpers/tools.js';
+import { fioVerifyArgs, requireTool } from '../helpers/tools.js';
 import { KiB, MiB, ok, removeTempDirs, rewind, run, sleep, startServe, status, statusUntil, stopAll, tempDir, initStore, uri, type Served } from './harness.js';
 
 const NBD_EPERM = 1;
@@ -31,21 +31,7 @@ describe('rewind serve: fio', () => {
     const r = ok(
       await run(
         'fio',
-        [
-          '--name=verify',
-          '--ioengine=nbd',
-          `--uri=${uri(srv.port, 'disk0')}`,
-          '--rw=randwrite',
-          '--bs=4k',
-          '--iodepth=16',
-          '--size=4m',
-          '--verify=crc32c',
-          '--do_verify=1',
-          '--verify_fatal=1',
-          '--verify_state_save=0',
-          '--runtime=20',
-          '--output-format=json',
-        ],
+        fioVerifyArgs(uri(srv.port, 'disk0'), ['--runtime=20']),
         { timeoutMs: 30_000 },
       ),
     );
