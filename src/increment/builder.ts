@@ -239,19 +239,27 @@ async function buildChunk(
   const n = chunkBlocks.length;
   const mem = pool.bytes();
   const replica = ctx.volumes.byIndex(volume).replica;
-  // Old contents, from the replica as it stands after the previous window (reads in parallel, off the event loop).
-  // Small runs are read at once (a page-cache copy costs less than a trip to the I/O pool); big ones
-  // go to the pool so the event loop stays free.
-  const reads: Promise<void>[] = [];
-  forEachRun(chunkBlocks, (i, block, count) => {
-    const dst = slot.oldBlocks + i * B;
-    const fill = (got: number) => {
-      if (got !== count * B) mem.fill(0, dst + got, dst + count * B);
-    };
-    if (count * B <= SYNC_IO_BYTES_MAX) fill(replica.read(mem, block * B, dst, count * B));
-    else reads.push(readAsync(replica, mem, block * B, dst, count * B).then(fill));
-  });
-  await Promise.all(reads);
+  // Old contents, from the replica as it stands after the previous window, read off the event loop
+  // where possible. Otherwise small runs are read at once (a page-cache copy costs less than a trip
+  // to the I/O pool) and big ones go to the I/O pool.
+  // A plain file is read by a worker, every run in one task; otherwise here.
+  const fd = replica.osFd;
+  if (fd !== undefined) {
+    const runs: number[] = [];
+    forEachRun(chunkBlocks, (i, block, count) => runs.push(block * B, slot.oldBlocks + i * B, count * B));
+    await pool.readRuns(fd, runs);
+  } else {
+    const reads: Promise<void>[] = [];
+    forEachRun(chunkBlocks, (i, block, count) => {
+      const dst = slot.oldBlocks + i * B;
+      const fill = (got: number) => {
+        if (got !== count * B) mem.fill(0, dst + got, dst + count * B);
+      };
+      if (count * B <= SYNC_IO_BYTES_MAX) fill(replica.read(mem, block * B, dst, count * B));
+      else reads.push(readAsync(replica, mem, block * B, dst, count * B).then(fill));
+    });
+    await Promise.all(reads);
+  }
   // Fragment table: new = old, then every write clipped to this chunk, in sequence order.
   const table = pool.buffer(slot.table, slot.tableEntries * 12);
   let count = 0;

@@ -10,7 +10,7 @@ import { Piscina } from 'piscina';
 import { assert } from '../errors.js';
 import { bestVariant, createSharedMemory, KERNEL_HEAP_START, type KernelVariant } from '../kernels/kernels.js';
 import { encodedBlockBytesMax } from '../kernels/format.js';
-import type { BuildResult, PoolTask } from './tasks.js';
+import type { BuildResult, IoFailure, PoolTask } from './tasks.js';
 import { RECORD_HEADER_BYTES } from '../journal/record.js';
 
 export interface Slot {
@@ -116,8 +116,32 @@ export class KernelPool {
     else this.free.push(slot);
   }
 
-  run(task: PoolTask): Promise<BuildResult | number> {
+  run(task: Exclude<PoolTask, { kind: 'readRuns' | 'writeRuns' }>): Promise<BuildResult | number> {
     return this.piscina.run(task);
+  }
+
+  /**
+   * Reads (file position, pointer, length) runs of a file into shared memory on a worker; bytes past
+   * the end of the file read as zeros. Rejects with the system call's error (its code kept).
+   */
+  readRuns(fd: number, runs: number[]): Promise<void> {
+    return this.io({ kind: 'readRuns', fd, runs });
+  }
+
+  /** Writes (file position, pointer, length) runs of shared memory to a file on a worker. */
+  writeRuns(fd: number, runs: number[]): Promise<void> {
+    return this.io({ kind: 'writeRuns', fd, runs });
+  }
+
+  private async io(task: Extract<PoolTask, { kind: 'readRuns' | 'writeRuns' }>): Promise<void> {
+    assert(task.runs.length % 3 === 0, 'I/O runs come in triples');
+    for (let r = 0; r < task.runs.length; r += 3) {
+      assert(task.runs[r + 1] >= KERNEL_HEAP_START && task.runs[r + 1] + task.runs[r + 2] <= this.view.byteLength, 'I/O run lies in the shared memory');
+    }
+    const res = (await this.piscina.run(task)) as number | IoFailure;
+    if (typeof res === 'object') {
+      throw Object.assign(new Error(`${task.kind === 'readRuns' ? 'read' : 'write'} failed: ${res.ioError.message}`), { code: res.ioError.code });
+    }
   }
 
   async close(): Promise<void> {

@@ -41,7 +41,29 @@ export interface VerifyTask {
   count: number;
 }
 
-export type PoolTask = CoalesceTask | BuildTask | DecodeTask | VerifyTask;
+/**
+ * Reads runs of a file into shared memory: `runs` holds triples (file position, destination pointer,
+ * length). Bytes past the end of the file read as zeros (a sparse or shorter file).
+ */
+export interface ReadRunsTask {
+  kind: 'readRuns';
+  fd: number;
+  runs: number[];
+}
+
+/** Writes runs of shared memory to a file: `runs` holds triples (file position, source pointer, length). */
+export interface WriteRunsTask {
+  kind: 'writeRuns';
+  fd: number;
+  runs: number[];
+}
+
+export type PoolTask = CoalesceTask | BuildTask | DecodeTask | VerifyTask | ReadRunsTask | WriteRunsTask;
+
+/** What an I/O task returns when the system call failed (errors are returned, not thrown, to keep their code). */
+export interface IoFailure {
+  ioError: { code: string; message: string };
+}
 
 export interface BuildResult {
   fwdBytes: number;

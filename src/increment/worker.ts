@@ -1,8 +1,11 @@
-// A worker of the kernel pool: runs WebAssembly kernels over the shared arena. It never does I/O
-// and never copies a block: the scheduler put the bytes in shared memory and reads the results there.
+// A worker of the kernel pool: runs WebAssembly kernels over the shared arena, and moves runs of
+// blocks between files and that arena when the scheduler hands it a descriptor (so the event loop
+// does not spend itself on scattered page-cache copies). It never copies a block between threads:
+// the scheduler put the bytes in shared memory and reads the results there.
+import { readSync, writeSync } from 'node:fs';
 import { workerData } from 'piscina';
 import { loadKernels, type KernelVariant } from '../kernels/kernels.js';
-import type { PoolTask, BuildResult } from './tasks.js';
+import type { PoolTask, BuildResult, IoFailure } from './tasks.js';
 import { BACKWARD_RAW } from './codec.js';
 
 const { memory, variant } = workerData as { memory: WebAssembly.Memory; variant: KernelVariant };
@@ -10,8 +13,52 @@ const k = loadKernels({ memory, variant });
 const mem = k.bytes();
 const view = new DataView(memory.buffer);
 
-export default function run(task: PoolTask): BuildResult | number {
+function readRuns(fd: number, runs: number[]): number {
+  let total = 0;
+  for (let r = 0; r < runs.length; r += 3) {
+    const pos = runs[r];
+    const dst = runs[r + 1];
+    const len = runs[r + 2];
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fd, mem, dst + got, len - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got < len) mem.fill(0, dst + got, dst + len);
+    total += len;
+  }
+  return total;
+}
+
+function writeRuns(fd: number, runs: number[]): number {
+  let total = 0;
+  for (let r = 0; r < runs.length; r += 3) {
+    const pos = runs[r];
+    const src = runs[r + 1];
+    const len = runs[r + 2];
+    let done = 0;
+    while (done < len) done += writeSync(fd, mem, src + done, len - done, pos + done);
+    total += len;
+  }
+  return total;
+}
+
+function io(fn: () => number): number | IoFailure {
+  try {
+    return fn();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { ioError: { code: e.code ?? 'EIO', message: e.message } };
+  }
+}
+
+export default function run(task: PoolTask): BuildResult | number | IoFailure {
   switch (task.kind) {
+    case 'readRuns':
+      return io(() => readRuns(task.fd, task.runs));
+    case 'writeRuns':
+      return io(() => writeRuns(task.fd, task.runs));
     case 'coalesce':
       k.coalesce(task.table, task.count);
       return 0;

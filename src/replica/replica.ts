@@ -33,13 +33,21 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
         const rc = (await pool.run({ kind: 'decode', enc, encLen: s.fwdBytes, offsets, blockCount: n, dst: slot.newBlocks, blockSize: B, xorMode: 0 })) as number;
         if (rc !== 0) throw corrupt(packPath, s.bodyPos, `malformed forward encoding of block ${s.blocks[-rc - 1]}`);
         const replica = ctx.volumes.byIndex(s.volume).replica;
-        const writes: Promise<void>[] = [];
-        forEachRun(s.blocks, (i, block, count) => {
-          const run = mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B);
-          if (run.byteLength <= SYNC_IO_BYTES_MAX) replica.write(run, block * B);
-          else writes.push(writeAsync(replica, run, block * B));
-        });
-        await Promise.all(writes);
+        const fd = replica.osFd;
+        if (fd !== undefined) {
+          // A plain file is written by a worker, every run in one task.
+          const runs: number[] = [];
+          forEachRun(s.blocks, (i, block, count) => runs.push(block * B, slot.newBlocks + i * B, count * B));
+          await pool.writeRuns(fd, runs);
+        } else {
+          const writes: Promise<void>[] = [];
+          forEachRun(s.blocks, (i, block, count) => {
+            const run = mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B);
+            if (run.byteLength <= SYNC_IO_BYTES_MAX) replica.write(run, block * B);
+            else writes.push(writeAsync(replica, run, block * B));
+          });
+          await Promise.all(writes);
+        }
         touched.add(s.volume);
       })().finally(() => pool.release(slot));
       jobs.push(job);

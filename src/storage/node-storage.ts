@@ -19,6 +19,10 @@ class NodeFile implements StorageFile {
     this.blockDevice = fs.fstatSync(this.fd).isBlockDevice();
   }
 
+  get osFd(): number | undefined {
+    return this.fd >= 0 ? this.fd : undefined;
+  }
+
   read(buf: Uint8Array, position: number, offset = 0, length = buf.byteLength - offset): number {
     let done = 0;
     while (done < length) {

@@ -34,6 +34,12 @@ export interface StorageFile {
   readAsync?(buf: Uint8Array, position: number, offset?: number, length?: number): Promise<number>;
   writeAsync?(buf: Uint8Array, position: number): Promise<void>;
   writevAsync?(bufs: Uint8Array[], position: number): Promise<void>;
+  /**
+   * The operating system's descriptor, for a plain file of this process: the kernel pool's threads
+   * read and write it directly, off the event loop. Absent for simulated files, and a wrapper that
+   * intercepts I/O (fault injection) must not pass it through, or its faults would be bypassed.
+   */
+  readonly osFd?: number;
 }
 
 export function readAsync(f: StorageFile, buf: Uint8Array, position: number, offset?: number, length?: number): Promise<number> {
