@@ -29,10 +29,16 @@ export interface E2ERun {
   mbps: number;
   /** fio's error (0: none). */
   error: number;
+  /** CPU time of the server process (all its threads) per write while fio ran, microseconds. */
+  cpuUsPerWrite: number;
+  /** CPU used by fio itself (user + system), percent of one core. */
+  fioCpuPct: number;
   /** rewind only. */
   peakRssMB?: number;
   lagMs?: number;
   lastSeq?: number;
+  /** rewind only: CPU per write spent after fio ended, until the replica caught up. */
+  cpuUsPerWriteAfter?: number;
 }
 
 export interface E2ERow {
@@ -44,6 +50,10 @@ export interface E2ERow {
   ratio: number;
   rewindMBps: number;
   nbdkitMBps: number;
+  /** Server CPU per write (median), microseconds: rewind's while fio ran, and after until applied. */
+  rewindCpuUs: number;
+  rewindCpuUsAfter: number | null;
+  nbdkitCpuUs: number;
   /** Median over the rounds (store pair only). */
   peakRssMB: number | null;
   lagMs: number | null;
@@ -143,7 +153,29 @@ async function stop(child: ChildProcess, graceMs = 30_000): Promise<void> {
   clearTimeout(t);
 }
 
-function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps: number; error: number } {
+/** CPU time (user + system, all threads) a process has used so far, microseconds. */
+function cpuUs(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** Linux's USER_HZ, which /proc reports times in. */
+const CLOCK_TICKS = 100;
+
+/** Runs fio against the server `pid`, measuring the server's CPU while fio runs. */
+function fioMeasured(uri: string, w: E2EWorkload, seconds: number, pid: number): { iops: number; mbps: number; error: number; cpuUsPerWrite: number; fioCpuPct: number; writes: number } {
+  const c0 = cpuUs(pid);
+  const r = fio(uri, w, seconds);
+  const c1 = cpuUs(pid);
+  return { ...r, cpuUsPerWrite: (c1 - c0) / r.writes };
+}
+
+function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps: number; error: number; fioCpuPct: number; writes: number } {
   const args = [
     '--name=e2e', '--ioengine=nbd', `--uri=${uri}`, `--rw=${w.rw}`, `--bs=${w.bs}`, `--iodepth=${w.iodepth}`,
     `--runtime=${seconds}`, '--time_based', '--output-format=json',
@@ -153,7 +185,10 @@ function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps
   const at = out.indexOf('{'); // "fio: connected to NBD server" comes first
   if (at < 0) throw new Error(`fio printed no JSON (status ${r.status}): ${(r.stderr ?? '').slice(0, 500)}`);
   const job = JSON.parse(out.slice(at)).jobs[0];
-  return { iops: job.write.iops, mbps: job.write.bw_bytes / 1e6, error: job.error ?? 0 };
+  return {
+    iops: job.write.iops, mbps: job.write.bw_bytes / 1e6, error: job.error ?? 0,
+    fioCpuPct: (job.usr_cpu ?? NaN) + (job.sys_cpu ?? NaN), writes: job.write.total_ios,
+  };
 }
 
 function vmHwmMB(pid: number): number {
@@ -182,17 +217,19 @@ async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions)
   });
   try {
     await waitForPort(port, child);
-    const r = fio(`nbd://127.0.0.1:${port}/disk0`, w, seconds);
+    const r = fioMeasured(`nbd://127.0.0.1:${port}/disk0`, w, seconds, child.pid!);
     const ended = performance.now();
+    const cpuEnded = cpuUs(child.pid!);
     let s = status(store);
     while (s.appliedSeq < s.lastSeq && performance.now() - ended < LAG_WAIT_MS) {
       await sleep(20);
       s = status(store);
     }
     const lagMs = s.appliedSeq >= s.lastSeq ? performance.now() - ended : NaN;
+    const cpuUsPerWriteAfter = (cpuUs(child.pid!) - cpuEnded) / r.writes;
     const peakRssMB = vmHwmMB(child.pid!);
     if (r.error !== 0 || /failed/i.test(stderr)) opts.log?.(`e2e: rewind serve reported: ${stderr.split('\n').filter((l) => /failed/i.test(l)).slice(0, 3).join(' | ')}`);
-    return { server: 'rewind serve', ...r, peakRssMB, lagMs, lastSeq: s.lastSeq };
+    return { server: 'rewind serve', iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, peakRssMB, lagMs, lastSeq: s.lastSeq, cpuUsPerWriteAfter };
   } finally {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
@@ -205,8 +242,8 @@ async function runChildServer(cmd: string, args: (port: number) => string[], uri
   const child = spawn(cmd, args(port), { stdio: ['ignore', 'ignore', 'ignore'] });
   try {
     await waitForPort(port, child);
-    const r = fio(`nbd://127.0.0.1:${port}${uriPath}`, w, seconds);
-    return { server: label, ...r, peakRssMB: vmHwmMB(child.pid!) };
+    const r = fioMeasured(`nbd://127.0.0.1:${port}${uriPath}`, w, seconds, child.pid!);
+    return { server: label, iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, peakRssMB: vmHwmMB(child.pid!) };
   } finally {
     await stop(child, 5000);
   }
@@ -240,6 +277,9 @@ function row(workload: string, pair: 'store' | 'memory', rounds: { rewind: E2ERu
     workload, pair, rewindIops, nbdkitIops, ratio,
     rewindMBps: median(rounds.map((r) => r.rewind.mbps)),
     nbdkitMBps: median(rounds.map((r) => r.nbdkit.mbps)),
+    rewindCpuUs: median(rounds.map((r) => r.rewind.cpuUsPerWrite)),
+    rewindCpuUsAfter: pair === 'store' ? median(rounds.map((r) => r.rewind.cpuUsPerWriteAfter ?? NaN)) : null,
+    nbdkitCpuUs: median(rounds.map((r) => r.nbdkit.cpuUsPerWrite)),
     peakRssMB: pair === 'store' ? median(rounds.map((r) => r.rewind.peakRssMB ?? NaN)) : null,
     lagMs: pair === 'store' ? median(rounds.map((r) => r.rewind.lagMs ?? NaN)) : null,
     errors, rounds, goalMet: errors === 0 && ratio >= 1.0,
@@ -261,13 +301,13 @@ export async function benchE2E(opts: E2EOptions = {}): Promise<E2ERow[]> {
         const rewind = await runRewindServe(w, seconds, { ...opts, log });
         const nbdkit = await runNbdkitFile(w, seconds);
         store.push({ rewind, nbdkit });
-        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS`);
+        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (${rewind.cpuUsPerWrite.toFixed(1)} µs CPU/write, +${rewind.cpuUsPerWriteAfter?.toFixed(1)} after; fio ${rewind.fioCpuPct.toFixed(0)} % CPU; lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS (${nbdkit.cpuUsPerWrite.toFixed(1)} µs CPU/write; fio ${nbdkit.fioCpuPct.toFixed(0)} % CPU)`);
       }
       if (!opts.storeOnly) {
         const rm = await runRewindMemory(w, seconds);
         const nm = await runNbdkitMemory(w, seconds);
         memory.push({ rewind: rm, nbdkit: nm });
-        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind nbd (memory) ${rm.iops.toFixed(0)} IOPS, nbdkit memory ${nm.iops.toFixed(0)} IOPS`);
+        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind nbd (memory) ${rm.iops.toFixed(0)} IOPS (${rm.cpuUsPerWrite.toFixed(1)} µs CPU/write), nbdkit memory ${nm.iops.toFixed(0)} IOPS (${nm.cpuUsPerWrite.toFixed(1)} µs CPU/write)`);
       }
     }
     if (store.length > 0) rows.push(row(w.name, 'store', store));
@@ -285,6 +325,7 @@ export function printE2E(rows: E2ERow[]): void {
     'nbdkit IOPS': f(r.nbdkitIops),
     ratio: f(r.ratio, 2),
     'rewind MB/s': f(r.rewindMBps),
+    'CPU µs/write rewind (+after) / nbdkit': `${f(r.rewindCpuUs, 1)}${r.rewindCpuUsAfter !== null ? ` (+${f(r.rewindCpuUsAfter, 1)})` : ''} / ${f(r.nbdkitCpuUs, 1)}`,
     'peak RSS MB': f(r.peakRssMB),
     'lag ms': f(r.lagMs),
     errors: r.errors,
