@@ -26,7 +26,10 @@ export function heapBase(): usize {
 
 export function xor(dst: usize, a: usize, b: usize, len: usize): void {
   if (ASC_FEATURE_SIMD) {
-    // Interleaved load/xor/store measured faster than all-loads-first in cache.
+    // Interleaved load/xor/store measured faster than all-loads-first: 42 against 28 GB/s
+    // at 256 KiB, 11.2 against 10.3 at 1 MiB (2026-11-25); one induction variable or 4x
+    // unrolling, the same. At 1 MiB three buffers (3 MiB) outgrow the 2 MiB L2 and only
+    // reading a, b and dst, storing nothing, runs at the same 11.2 GB/s: the loop is not the limit.
     let n = len >>> 7;
     while (n) {
       v128.store(dst, v128.xor(v128.load(a), v128.load(b)));
@@ -172,6 +175,9 @@ function chunkAt<T>(a: usize, b: usize, off: usize): v128 {
   }
 }
 
+// @ts-ignore: decorator
+@lazy const ZERO = i64x2.splat(0);
+
 function encodeBlockSimd<T>(a: usize, b: usize, blockSize: usize, o: usize): usize {
   let p: usize = 0;
   do {
@@ -197,9 +203,21 @@ function encodeBlockSimd<T>(a: usize, b: usize, blockSize: usize, o: usize): usi
       const c1 = chunkAt<T>(a, b, p + 16);
       const c2 = chunkAt<T>(a, b, p + 32);
       const c3 = chunkAt<T>(a, b, p + 48);
-      const allNonZero =
-        <i32>v128.any_true(c0) & <i32>v128.any_true(c1) & <i32>v128.any_true(c2) & <i32>v128.any_true(c3);
-      if (!allNonZero) break;
+      // A chunk is zero iff both its 64-bit halves are: pair the halves of two chunks per
+      // vector, AND them, and one any_true tells whether any of the four chunks is zero.
+      const z0 = i64x2.eq(c0, ZERO);
+      const z1 = i64x2.eq(c1, ZERO);
+      const z2 = i64x2.eq(c2, ZERO);
+      const z3 = i64x2.eq(c3, ZERO);
+      const z01 = v128.and(
+        i8x16.shuffle(z0, z1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+        i8x16.shuffle(z0, z1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31),
+      );
+      const z23 = v128.and(
+        i8x16.shuffle(z2, z3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+        i8x16.shuffle(z2, z3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31),
+      );
+      if (v128.any_true(v128.or(z01, z23))) break;
       v128.store(o, c0);
       v128.store(o, c1, 16);
       v128.store(o, c2, 32);

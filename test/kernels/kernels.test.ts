@@ -310,6 +310,40 @@ for (const variant of ['simd', 'scalar'] as const) {
         roundTrip(blockCount, blockSize);
       });
 
+      // The SIMD literal-run test pairs the 64-bit halves of four chunks: a chunk whose low or high
+      // half alone is zero is non-zero and must stay in the literal, at every position in a group of four.
+      it('keeps chunks with one all-zero 64-bit half in literals (zeroRunEncode and deltaEncode)', () => {
+        const blockSize = 4096;
+        const blockCount = 64;
+        const bytes = blockCount * blockSize;
+        const rand = prng(21);
+        for (let c = 0; c < bytes / 16; ) {
+          const run = 1 + ((rand() * 12) | 0);
+          const zero = rand() < 0.25;
+          for (let j = 0; j < run && c < bytes / 16; j++, c++) {
+            const p = src + 16 * c;
+            mem.fill(0, p, p + 16);
+            if (zero) continue;
+            const kind = (rand() * 3) | 0; // 0: low half zero, 1: high half zero, 2: both halves non-zero
+            const nonZeroHalves = kind === 0 ? [8] : kind === 1 ? [0] : [0, 8];
+            for (const h of nonZeroHalves) mem[p + h + ((rand() * 8) | 0)] = 1 + ((rand() * 255) | 0);
+          }
+        }
+        encodeBoth(blockCount, blockSize);
+        roundTrip(blockCount, blockSize);
+        // The same chunks as a delta: b random, a = b ^ chunks.
+        const delta = Uint8Array.from(mem.subarray(src, src + bytes));
+        const encoded = Uint8Array.from(mem.subarray(out, out + readU32(mem, offsets + 4 * blockCount)));
+        fillRandom(mem, srcB, bytes, rand);
+        for (let i = 0; i < bytes; i++) mem[src + i] = delta[i]! ^ mem[srcB + i]!;
+        sync();
+        const n = k.deltaEncode(src, srcB, blockCount, blockSize, out, offsets);
+        expect(n).toBe(ref.deltaEncode(twin, src, srcB, blockCount, blockSize, out, offsets));
+        expect(n).toBe(encoded.length);
+        expectSameBytes(mem, twin, H, out + blockCount * encodedBlockBytesMax(blockSize), 'deltaEncode, half-zero chunks');
+        expectSameBytes(mem.subarray(out), encoded, 0, n, 'deltaEncode vs zeroRunEncode, half-zero chunks');
+      });
+
       it('deltaEncode(a, b) equals zeroRunEncode(a ^ b) and decodes b back from a', () => {
         for (const blockSize of [512, 4096, 65536]) {
           const rand = prng(blockSize + 1);
