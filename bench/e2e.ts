@@ -33,6 +33,11 @@ export interface E2ERun {
   cpuUsPerWrite: number;
   /** CPU used by fio itself (user + system), percent of one core. */
   fioCpuPct: number;
+  /**
+   * Bytes the server made dirty in the page cache (bound for the disk: /proc/PID/io write_bytes)
+   * per byte fio wrote, while fio ran (and, for rewind, until applied).
+   */
+  writeAmp: number;
   /** rewind only. */
   peakRssMB?: number;
   lagMs?: number;
@@ -54,6 +59,9 @@ export interface E2ERow {
   rewindCpuUs: number;
   rewindCpuUsAfter: number | null;
   nbdkitCpuUs: number;
+  /** Disk-bound bytes per byte written (median). */
+  rewindWriteAmp: number;
+  nbdkitWriteAmp: number;
   /** Median over the rounds (store pair only). */
   peakRssMB: number | null;
   lagMs: number | null;
@@ -164,18 +172,29 @@ function cpuUs(pid: number): number {
     return NaN;
   }
 }
+/** Bytes the process has caused to be written to storage so far (dirtied pages, direct writes). */
+function ioWriteBytes(pid: number): number {
+  try {
+    const m = /^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Linux's USER_HZ, which /proc reports times in. */
 const CLOCK_TICKS = 100;
 
 /** Runs fio against the server `pid`, measuring the server's CPU while fio runs. */
-function fioMeasured(uri: string, w: E2EWorkload, seconds: number, pid: number): { iops: number; mbps: number; error: number; cpuUsPerWrite: number; fioCpuPct: number; writes: number } {
+function fioMeasured(uri: string, w: E2EWorkload, seconds: number, pid: number) {
   const c0 = cpuUs(pid);
+  const b0 = ioWriteBytes(pid);
   const r = fio(uri, w, seconds);
   const c1 = cpuUs(pid);
-  return { ...r, cpuUsPerWrite: (c1 - c0) / r.writes };
+  return { ...r, cpuUsPerWrite: (c1 - c0) / r.writes, ioBytesAtStart: b0, writeAmp: (ioWriteBytes(pid) - b0) / r.bytes };
 }
 
-function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps: number; error: number; fioCpuPct: number; writes: number } {
+function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps: number; error: number; fioCpuPct: number; writes: number; bytes: number } {
   const args = [
     '--name=e2e', '--ioengine=nbd', `--uri=${uri}`, `--rw=${w.rw}`, `--bs=${w.bs}`, `--iodepth=${w.iodepth}`,
     `--runtime=${seconds}`, '--time_based', '--output-format=json',
@@ -187,7 +206,7 @@ function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps
   const job = JSON.parse(out.slice(at)).jobs[0];
   return {
     iops: job.write.iops, mbps: job.write.bw_bytes / 1e6, error: job.error ?? 0,
-    fioCpuPct: (job.usr_cpu ?? NaN) + (job.sys_cpu ?? NaN), writes: job.write.total_ios,
+    fioCpuPct: (job.usr_cpu ?? NaN) + (job.sys_cpu ?? NaN), writes: job.write.total_ios, bytes: job.write.io_bytes,
   };
 }
 
@@ -227,9 +246,10 @@ async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions)
     }
     const lagMs = s.appliedSeq >= s.lastSeq ? performance.now() - ended : NaN;
     const cpuUsPerWriteAfter = (cpuUs(child.pid!) - cpuEnded) / r.writes;
+    const writeAmp = (ioWriteBytes(child.pid!) - r.ioBytesAtStart) / r.bytes;
     const peakRssMB = vmHwmMB(child.pid!);
     if (r.error !== 0 || /failed/i.test(stderr)) opts.log?.(`e2e: rewind serve reported: ${stderr.split('\n').filter((l) => /failed/i.test(l)).slice(0, 3).join(' | ')}`);
-    return { server: 'rewind serve', iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, peakRssMB, lagMs, lastSeq: s.lastSeq, cpuUsPerWriteAfter };
+    return { server: 'rewind serve', iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, writeAmp, peakRssMB, lagMs, lastSeq: s.lastSeq, cpuUsPerWriteAfter };
   } finally {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
@@ -243,7 +263,7 @@ async function runChildServer(cmd: string, args: (port: number) => string[], uri
   try {
     await waitForPort(port, child);
     const r = fioMeasured(`nbd://127.0.0.1:${port}${uriPath}`, w, seconds, child.pid!);
-    return { server: label, iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, peakRssMB: vmHwmMB(child.pid!) };
+    return { server: label, iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, writeAmp: r.writeAmp, peakRssMB: vmHwmMB(child.pid!) };
   } finally {
     await stop(child, 5000);
   }
@@ -280,6 +300,8 @@ function row(workload: string, pair: 'store' | 'memory', rounds: { rewind: E2ERu
     rewindCpuUs: median(rounds.map((r) => r.rewind.cpuUsPerWrite)),
     rewindCpuUsAfter: pair === 'store' ? median(rounds.map((r) => r.rewind.cpuUsPerWriteAfter ?? NaN)) : null,
     nbdkitCpuUs: median(rounds.map((r) => r.nbdkit.cpuUsPerWrite)),
+    rewindWriteAmp: median(rounds.map((r) => r.rewind.writeAmp)),
+    nbdkitWriteAmp: median(rounds.map((r) => r.nbdkit.writeAmp)),
     peakRssMB: pair === 'store' ? median(rounds.map((r) => r.rewind.peakRssMB ?? NaN)) : null,
     lagMs: pair === 'store' ? median(rounds.map((r) => r.rewind.lagMs ?? NaN)) : null,
     errors, rounds, goalMet: errors === 0 && ratio >= 1.0,
@@ -301,7 +323,7 @@ export async function benchE2E(opts: E2EOptions = {}): Promise<E2ERow[]> {
         const rewind = await runRewindServe(w, seconds, { ...opts, log });
         const nbdkit = await runNbdkitFile(w, seconds);
         store.push({ rewind, nbdkit });
-        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (${rewind.cpuUsPerWrite.toFixed(1)} µs CPU/write, +${rewind.cpuUsPerWriteAfter?.toFixed(1)} after; fio ${rewind.fioCpuPct.toFixed(0)} % CPU; lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS (${nbdkit.cpuUsPerWrite.toFixed(1)} µs CPU/write; fio ${nbdkit.fioCpuPct.toFixed(0)} % CPU)`);
+        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (${rewind.cpuUsPerWrite.toFixed(1)} µs CPU/write, +${rewind.cpuUsPerWriteAfter?.toFixed(1)} after; fio ${rewind.fioCpuPct.toFixed(0)} % CPU; ${rewind.writeAmp.toFixed(2)} bytes to disk per byte; lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS (${nbdkit.cpuUsPerWrite.toFixed(1)} µs CPU/write; fio ${nbdkit.fioCpuPct.toFixed(0)} % CPU; ${nbdkit.writeAmp.toFixed(2)} bytes to disk per byte)`);
       }
       if (!opts.storeOnly) {
         const rm = await runRewindMemory(w, seconds);
@@ -326,6 +348,7 @@ export function printE2E(rows: E2ERow[]): void {
     ratio: f(r.ratio, 2),
     'rewind MB/s': f(r.rewindMBps),
     'CPU µs/write rewind (+after) / nbdkit': `${f(r.rewindCpuUs, 1)}${r.rewindCpuUsAfter !== null ? ` (+${f(r.rewindCpuUsAfter, 1)})` : ''} / ${f(r.nbdkitCpuUs, 1)}`,
+    'bytes to disk per byte rewind / nbdkit': `${f(r.rewindWriteAmp, 2)} / ${f(r.nbdkitWriteAmp, 2)}`,
     'peak RSS MB': f(r.peakRssMB),
     'lag ms': f(r.lagMs),
     errors: r.errors,
