@@ -95,7 +95,7 @@ const LAG_WAIT_MS = 60_000;
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (dist/bench/e2e.js or bench/e2e.ts). */
 const root = resolve(here, here.includes(`${join('dist', 'bench')}`) ? '../..' : '..');
-const rewindBin = join(root, 'bin', 'rewind.js');
+export const rewindBin = join(root, 'bin', 'rewind.js');
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -122,7 +122,7 @@ export function ensureTools(log: (m: string) => void = console.error): boolean {
   return ['fio', 'nbdkit'].every(have);
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = net.createServer();
     s.once('error', rej);
@@ -133,7 +133,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, timeoutMs = 15_000): Promise<void> {
+export async function waitForPort(port: number, child: ChildProcess, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before listening on ${port}`);
@@ -152,7 +152,7 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs = 15_000
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`. */
-async function stop(child: ChildProcess, graceMs = 30_000): Promise<void> {
+export async function stop(child: ChildProcess, graceMs = 30_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');
@@ -162,7 +162,7 @@ async function stop(child: ChildProcess, graceMs = 30_000): Promise<void> {
 }
 
 /** CPU time (user + system, all threads) a process has used so far, microseconds. */
-function cpuUs(pid: number): number {
+export function cpuUs(pid: number): number {
   try {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -210,7 +210,7 @@ function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps
   };
 }
 
-function vmHwmMB(pid: number): number {
+export function vmHwmMB(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;

@@ -1,12 +1,13 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,e2e runs a subset.
+// --only kernels,capture,pipeline,restore,e2e,sustained runs a subset.
 import { writeFileSync } from 'node:fs';
 import { benchKernels } from './kernels.js';
 import { benchCapture } from './capture.js';
 import { benchPipeline, printPipeline } from './pipeline.js';
 import { benchRestore, printRestore } from './restore.js';
 import { benchE2E, printE2E } from './e2e.js';
+import { benchSustained, printSustained } from './sustained.js';
 
 const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--json-out');
@@ -57,6 +58,15 @@ if (want('e2e')) {
   const e2e = await benchE2E({ quick, log: (m) => console.log(m) });
   printE2E(e2e);
   results.e2e = e2e;
+  save();
+}
+
+if (want('sustained')) {
+  console.log('\nSustained fio load through `rewind serve`: replica lag (captured, not applied) sampled every second, against the configured bound');
+  const sustained = await benchSustained({ quick, log: (m) => console.log(m) });
+  printSustained(sustained);
+  // The per-second samples stay in the JSON.
+  results.sustained = sustained;
   save();
 }
 
