@@ -7,7 +7,7 @@
 //    sparse volumes of 64 MiB to 4 GiB with the same history (windows of 16 random 4 KiB writes),
 //    at a point half-way back: cold (first open) and warm (median of later opens).
 //
-// Run alone: npm run build && node dist/bench/restore.js [--quick]
+// Run alone: npm run build && node dist/bench/restore.js [--quick] [--backs 1,1000] [--rounds N] [--no-views]
 
 import { execFileSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync, statSync } from 'node:fs';
@@ -18,11 +18,17 @@ import { isMain } from './main-module.js';
 
 export interface RestoreRow {
   windowsBack: number;
+  /** Which pass over `backs` (0 unless --rounds asks for more). */
+  round: number;
   seq: number;
   seconds: number;
   GBps: number;
   /** Restore speed over the cp speed of the replica. */
   vsCp: number;
+  /** From the call to the first chunk written (opening the view: the packs it needs). */
+  firstChunkSeconds: number;
+  /** From the last chunk written to the end (the fsync of the output). */
+  syncSeconds: number;
 }
 
 export interface DiskReference {
@@ -105,7 +111,7 @@ function readAll(path: string): number {
   return total / ((performance.now() - t) / 1000) / 1e9;
 }
 
-async function benchRestores(dir: string, volumeBytes: number, backs: number[]): Promise<{ reference: DiskReference; restore: RestoreRow[] }> {
+async function benchRestores(dir: string, volumeBytes: number, backs: number[], rounds: number): Promise<{ reference: DiskReference; restore: RestoreRow[] }> {
   const prod = join(dir, 'prod.img');
   fillRandom(prod, volumeBytes);
   await initStore(join(dir, 'store'), { volumes: [{ name: 'vol', path: prod, size: volumeBytes }], window: 'marker' });
@@ -131,16 +137,22 @@ async function benchRestores(dir: string, volumeBytes: number, backs: number[]):
     // One restore first, not counted (code and pack cache warm, as for the rest).
     await store.history.restore('vol', { seq: ends[ends.length - 1] }, out);
     rmSync(out, { force: true });
-    for (const back of backs) {
+    for (let round = 0; round < rounds; round++) for (const back of backs) {
       const seq = ends[ends.length - 1 - back];
       execFileSync('sync');
       t = performance.now();
-      await store.history.restore('vol', { seq }, out);
-      const seconds = (performance.now() - t) / 1000;
+      let first = 0;
+      let last = 0;
+      await store.history.restore('vol', { seq }, out, () => {
+        last = performance.now();
+        if (first === 0) first = last;
+      });
+      const end = performance.now();
+      const seconds = (end - t) / 1000;
       if (statSync(out).size !== volumeBytes) throw new Error('restore wrote the wrong size');
       rmSync(out, { force: true });
       const GBps = volumeBytes / seconds / 1e9;
-      restore.push({ windowsBack: back, seq, seconds, GBps, vsCp: GBps / cpGBps });
+      restore.push({ windowsBack: back, round, seq, seconds, GBps, vsCp: GBps / cpGBps, firstChunkSeconds: (first - t) / 1000, syncSeconds: (end - last) / 1000 });
     }
     return { reference: { volumeBytes, cpGBps, readGBps }, restore };
   } finally {
@@ -175,14 +187,25 @@ async function benchViewOpen(dir: string, sizes: number[], windows: number): Pro
   return rows;
 }
 
-export async function benchRestore(opts: { quick?: boolean } = {}): Promise<RestoreBenchResult> {
+export interface RestoreBenchOptions {
+  quick?: boolean;
+  /** Windows back to restore to (default 1, 10, 100, 1000; quick: 1, 10, 100). */
+  backs?: number[];
+  /** Passes over `backs` (the page cache and pack cache stay warm after the first). */
+  rounds?: number;
+  /** Skip the view-open part. */
+  noViews?: boolean;
+}
+
+export async function benchRestore(opts: RestoreBenchOptions = {}): Promise<RestoreBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'rewind-restore-'));
   try {
     const volumeBytes = opts.quick ? 256 * 2 ** 20 : 2 ** 30;
-    const backs = opts.quick ? [1, 10, 100] : [1, 10, 100, 1000];
-    const { reference, restore } = await benchRestores(dir, volumeBytes, backs);
+    const backs = opts.backs ?? (opts.quick ? [1, 10, 100] : [1, 10, 100, 1000]);
+    const { reference, restore } = await benchRestores(dir, volumeBytes, backs, opts.rounds ?? 1);
     rmSync(join(dir, 'store'), { recursive: true, force: true });
     rmSync(join(dir, 'prod.img'), { force: true });
+    if (opts.noViews) return { reference, restore, viewOpen: [] };
     const sizes = opts.quick ? [64, 1024].map((m) => m * 2 ** 20) : [64, 256, 1024, 4096].map((m) => m * 2 ** 20);
     const viewOpen = await benchViewOpen(dir, sizes, opts.quick ? 50 : 200);
     return { reference, restore, viewOpen };
@@ -194,10 +217,19 @@ export async function benchRestore(opts: { quick?: boolean } = {}): Promise<Rest
 export function printRestore(r: RestoreBenchResult): void {
   const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   console.log(`volume ${r.reference.volumeBytes / 2 ** 20} MiB; disk reference: cp + fsync of the replica ${f(r.reference.cpGBps)} GB/s, sequential read ${f(r.reference.readGBps)} GB/s`);
-  console.table(r.restore.map((x) => ({ 'windows back': x.windowsBack, seq: x.seq, seconds: f(x.seconds), 'GB/s': f(x.GBps), 'vs cp': f(x.vsCp) })));
-  console.table(r.viewOpen.map((x) => ({ volume: `${x.volumeBytes / 2 ** 20} MiB`, windows: x.windows, 'open+first block cold ms': f(x.coldMs), 'warm ms': f(x.warmMs) })));
+  console.table(r.restore.map((x) => ({ 'windows back': x.windowsBack, round: x.round, seq: x.seq, seconds: f(x.seconds), 'open+1st chunk s': f(x.firstChunkSeconds, 3), 'fsync s': f(x.syncSeconds), 'GB/s': f(x.GBps), 'vs cp': f(x.vsCp) })));
+  if (r.viewOpen.length > 0) console.table(r.viewOpen.map((x) => ({ volume: `${x.volumeBytes / 2 ** 20} MiB`, windows: x.windows, 'open+first block cold ms': f(x.coldMs), 'warm ms': f(x.warmMs) })));
 }
 
 if (isMain(import.meta.url)) {
-  printRestore(await benchRestore({ quick: process.argv.includes('--quick') }));
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i >= 0 ? process.argv[i + 1] : undefined;
+  };
+  printRestore(await benchRestore({
+    quick: process.argv.includes('--quick'),
+    backs: arg('--backs')?.split(',').map(Number),
+    rounds: arg('--rounds') ? Number(arg('--rounds')) : undefined,
+    noViews: process.argv.includes('--no-views'),
+  }));
 }

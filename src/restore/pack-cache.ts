@@ -8,6 +8,11 @@ export class PackCache {
 
   constructor(private readonly storage: Storage, private readonly bytesMax = 256 * 2 ** 20) {}
 
+  /** The pack if it is loaded, without loading it or changing the order of eviction. */
+  peek(path: string): Pack | undefined {
+    return this.packs.get(path);
+  }
+
   get(path: string): Pack {
     let p = this.packs.get(path);
     if (p) {

@@ -11,7 +11,9 @@ import type { Storage } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
 import type { Volume } from '../volumes/volume-set.js';
 import type { Catalog, PackRef } from './catalog.js';
+import type { PackSection } from '../increment/pack.js';
 import type { PackCache } from './pack-cache.js';
+import { decodeOld } from './decode.js';
 
 export interface ViewContext {
   storage: Storage;
@@ -39,7 +41,12 @@ export class PointInTimeView {
   private readonly verified = new Set<number>();
   private readonly scratch: Buffer;
 
-  constructor(private readonly ctx: ViewContext, readonly volume: Volume, seq: number) {
+  /**
+   * `deferPacks`: do not load the packs after the target when seeking (the first read does); for a
+   * restore, which reads them its own way (packsAfterTarget) and reads nothing through the view.
+   * Without it a damaged pack fails the opening of the view, as it always has.
+   */
+  constructor(private readonly ctx: ViewContext, readonly volume: Volume, seq: number, private readonly deferPacks = false) {
     this.scratch = Buffer.allocUnsafe(ctx.blockSize);
     this.seek(seq);
   }
@@ -67,7 +74,8 @@ export class PointInTimeView {
     this.base = base;
     this.oldFrom.clear();
     this.horizon = seq;
-    for (const p of after) this.incorporate(p);
+    // Deferred, refresh takes them in at the first read (horizon = seq: every pack after the target).
+    if (!this.deferPacks) for (const p of after) this.incorporate(p);
     this.writes = this.collectWrites(base, seq);
     this.writesByBlock = null;
   }
@@ -105,13 +113,26 @@ export class PointInTimeView {
     const firstBlock = Math.floor(offset / B);
     const lastBlock = Math.floor((end - 1) / B);
     if (this.oldFrom.size > 0) {
+      const vol = this.volume.index;
+      let lastRef: PackRef | null = null;
+      let blocks: Map<number, { section: PackSection; index: number }> | null = null;
       for (let b = firstBlock; b <= lastBlock; b++) {
         const ref = this.oldFrom.get(b);
         if (!ref) continue;
-        this.ctx.packs.get(ref.path).decode(this.volume.index, b, 'old', this.scratch, 0);
+        if (ref !== lastRef) {
+          blocks = this.ctx.packs.get(ref.path).blocksOf(vol);
+          lastRef = ref;
+        }
+        const at = blocks!.get(b);
+        if (!at) throw new Error(`pack ${ref.path} has no block ${b} of volume ${vol}`);
         const from = Math.max(offset, b * B);
         const to = Math.min(end, (b + 1) * B);
-        this.scratch.copy(out, from - offset, from - b * B, to - b * B);
+        // A whole block is decoded in place; a part of one through the scratch block.
+        const whole = to - from === B;
+        if (!decodeOld(at.section, at.index, whole ? out : this.scratch, whole ? from - offset : 0, B)) {
+          throw corrupt(ref.path, 0, `malformed encoding of block ${b} (volume index ${vol})`);
+        }
+        if (!whole) this.scratch.copy(out, from - offset, from - b * B, to - b * B);
       }
     }
     // 3. Then the single writes after the base, up to the target, in order.
@@ -124,6 +145,22 @@ export class PointInTimeView {
       this.ctx.journal.readPayload(w, out, from - offset, from - w.offset, to - from);
     }
     return out;
+  }
+
+  /**
+   * The packs of the windows that end after the target, in sequence order, as the catalog lists
+   * them now. The state after `seq` is the replica read before this call with, for every block
+   * these packs change, the old contents from the earliest of them, then `journalWrites` replayed.
+   */
+  packsAfterTarget(): PackRef[] {
+    const after = this.ctx.catalog.packs().filter((p) => p.lastSeq > this._seq);
+    for (const p of after) assert(p.firstSeq > this.base, `pack ${p.firstSeq}-${p.lastSeq} starts after the view base ${this.base}`);
+    return after;
+  }
+
+  /** The single journal writes (of this volume) replayed over the rolled-back replica, in order. */
+  journalWrites(): readonly RecordRef[] {
+    return this.writes;
   }
 
   /** Takes in packs that appeared since the last look. */
