@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMain } from './main-module.js';
+import { fixed } from './format.js';
 
 export interface E2EWorkload {
   name: string;
@@ -339,7 +340,7 @@ export async function benchE2E(opts: E2EOptions = {}): Promise<E2ERow[]> {
 }
 
 export function printE2E(rows: E2ERow[]): void {
-  const f = (n: number | null, d = 0) => (n !== null && Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  const f = (n: number | null, digits = 0) => fixed(n, digits);
   console.table(rows.map((r) => ({
     workload: r.workload,
     servers: r.pair === 'store' ? 'rewind serve / nbdkit file' : 'rewind nbd (memory) / nbdkit memory',

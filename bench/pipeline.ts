@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { initStore, Store } from '../src/index.js';
 import { prng } from '../src/prng.js';
 import { isMain } from './main-module.js';
+import { fixed } from './format.js';
 
 export interface PipelineRow {
   threads: number;
@@ -136,7 +137,7 @@ export async function benchPipeline(opts: { quick?: boolean; totalMiB?: number; 
 }
 
 export function printPipeline(rows: PipelineRow[]): void {
-  const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const f = (n: number | null, digits = 0) => fixed(n, digits);
   console.table(rows.map((r) => ({
     workers: r.threads,
     MiB: r.totalMiB,

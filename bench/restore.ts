@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initStore, Store } from '../src/index.js';
 import { isMain } from './main-module.js';
+import { fixed } from './format.js';
 
 export interface RestoreRow {
   windowsBack: number;
@@ -215,7 +216,7 @@ export async function benchRestore(opts: RestoreBenchOptions = {}): Promise<Rest
 }
 
 export function printRestore(r: RestoreBenchResult): void {
-  const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const f = (n: number | null, digits = 2) => fixed(n, digits);
   console.log(`volume ${r.reference.volumeBytes / 2 ** 20} MiB; disk reference: cp + fsync of the replica ${f(r.reference.cpGBps)} GB/s, sequential read ${f(r.reference.readGBps)} GB/s`);
   console.table(r.restore.map((x) => ({ 'windows back': x.windowsBack, round: x.round, seq: x.seq, seconds: f(x.seconds), 'open+1st chunk s': f(x.firstChunkSeconds, 3), 'fsync s': f(x.syncSeconds), 'GB/s': f(x.GBps), 'vs cp': f(x.vsCp) })));
   if (r.viewOpen.length > 0) console.table(r.viewOpen.map((x) => ({ volume: `${x.volumeBytes / 2 ** 20} MiB`, windows: x.windows, 'open+first block cold ms': f(x.coldMs), 'warm ms': f(x.warmMs) })));

@@ -8,6 +8,7 @@ import { benchPipeline, printPipeline } from './pipeline.js';
 import { benchRestore, printRestore } from './restore.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchSustained, printSustained } from './sustained.js';
+import { fixed } from './format.js';
 
 const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--json-out');
@@ -16,7 +17,7 @@ const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex > 0 ? new Set(process.argv[onlyIndex + 1].split(',')) : null;
 const want = (name: string) => only === null || only.has(name);
 
-const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const f = (n: number | null, digits = 2) => fixed(n, digits);
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, quick };
 const started = performance.now();
 const save = () => writeFileSync(outPath, JSON.stringify({ ...results, seconds: (performance.now() - started) / 1000 }, null, 2) + '\n');

@@ -18,6 +18,7 @@ import { nodeStorage } from '../src/storage/node-storage.js';
 import { TransactionIndex } from '../src/transactions/transactions.js';
 import { ensureTools, freePort, rewindBin, stop, vmHwmMB, waitForPort } from './e2e.js';
 import { isMain } from './main-module.js';
+import { fixed } from './format.js';
 
 export interface SustainedSample {
   /** Seconds since fio started. */
@@ -131,7 +132,7 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
 }
 
 export function printSustained(rows: SustainedRow[]): void {
-  const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  const f = (n: number | null, digits = 0) => fixed(n, digits);
   console.table(rows.map((r) => ({
     workload: r.workload,
     seconds: r.seconds,

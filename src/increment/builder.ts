@@ -13,6 +13,7 @@ import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packName, SEC
 import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
+import { lowerBound } from '../search.js';
 
 /** Runs of blocks up to this size are read and written synchronously; larger ones on the I/O pool. */
 export const SYNC_IO_BYTES_MAX = 64 * 1024;
@@ -209,13 +210,7 @@ export function changedBlocks(recs: RecordRef[], B: number): number[] {
 
 /** Index of `block` in the sorted array (it must be there). */
 function lowerIndex(sorted: number[], block: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid] < block) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = lowerBound(sorted, (b) => b >= block);
   assert(sorted[lo] === block, `block ${block} is among the changed blocks`);
   return lo;
 }

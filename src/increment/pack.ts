@@ -169,7 +169,14 @@ export class Pack {
 
 /** Reads and verifies a whole pack. Throws a CORRUPT error naming the file and byte position. */
 export function readPack(storage: Storage, path: string): Pack {
-  const buf = readWholeFile(storage, path);
+  return parsePack(path, readWholeFile(storage, path));
+}
+
+/**
+ * Checks and splits a whole pack held in `buf` (read from `path`, named in errors). The sections
+ * are views into `buf`. Throws a CORRUPT error naming the file and byte position.
+ */
+export function parsePack(path: string, buf: Buffer): Pack {
   const h = decodePackHeader(buf);
   if (typeof h === 'string') throw corrupt(path, 0, h);
   const sections: PackSection[] = [];

@@ -11,6 +11,7 @@ import { corrupt } from '../errors.js';
 import type { PackSection } from '../increment/pack.js';
 import type { PackRef } from './catalog.js';
 import { decodeOld } from './decode.js';
+import { lowerBound } from '../search.js';
 import type { PackCache } from './pack-cache.js';
 import type { PackStream } from './pack-stream.js';
 
@@ -120,15 +121,7 @@ export class RollbackBlocks {
     const B = this.blockSize;
     const first = Math.floor(at / B);
     const end = at + buf.byteLength;
-    // First index with block >= first.
-    let lo = 0;
-    let hi = blocks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (blocks[mid] < first) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let k = lo; k < blocks.length && blocks[k] * B < end; k++) {
+    for (let k = lowerBound(blocks, (b) => b >= first); k < blocks.length && blocks[k] * B < end; k++) {
       const b = blocks[k];
       const pos = slots[k] * B;
       const slab = Math.floor(pos / SLAB_BYTES);

@@ -12,6 +12,7 @@
 import { crc32c, getU64, putU64, tag } from '../binary.js';
 import { assert, corrupt } from '../errors.js';
 import { joinPath, type Storage, type StorageFile } from '../storage/storage.js';
+import { lowerBound } from '../search.js';
 
 export const TX_MAGIC = tag('RWTX');
 export const TX_VERSION = 1;
@@ -175,16 +176,4 @@ export class TransactionIndex {
     this.file?.close();
     this.file = null;
   }
-}
-
-/** First index at which `pred` holds, for a predicate that is false then true along the array. */
-export function lowerBound<T>(items: readonly T[], pred: (item: T) => boolean): number {
-  let lo = 0;
-  let hi = items.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (pred(items[mid])) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
 }
