@@ -21,6 +21,7 @@ import { TransactionIndex, type TxEntry } from './transactions/transactions.js';
 import { parseWindowSpec } from './window/policy.js';
 import { WindowScheduler } from './window/scheduler.js';
 import { VolumeSet, productionPath, replicaPath, type Volume } from './volumes/volume-set.js';
+import { ProductionWriter } from './volumes/production-writer.js';
 
 export interface StoreOptions {
   storage?: Storage;
@@ -33,6 +34,11 @@ export interface StoreOptions {
   onWarning?: (message: string) => void;
   /** How the writer's lock is taken (default: a pid file in the store). Simulations inject their own. */
   lock?: (dir: string) => StoreLock;
+  /**
+   * Write production volumes on a thread of their own (default: true). Only plain files are (the
+   * storage gives their descriptor); other storage is always written on the event loop.
+   */
+  productionThread?: boolean;
 }
 
 export interface InitOptions {
@@ -145,6 +151,8 @@ export class Store {
   private drainWaiters: Waiter[] = [];
   private gate: Promise<void> = Promise.resolve();
   private gated = 0;
+  /** Production writes queued for their thread (null: written on the event loop). */
+  private prodWriter: ProductionWriter<RecordRef> | null = null;
 
   private constructor(
     readonly dir: string,
@@ -198,6 +206,9 @@ export class Store {
       for (const e of index.entries) catalog.add({ firstSeq: e.firstSeq, lastSeq: e.lastSeq, path: packPath(incDir, e.firstSeq, e.lastSeq) });
       const store = new Store(dir, config, storage, clock, lock, volumes, index, journal, pool, catalog, limits, opts.autoTick ?? clock === systemClock, opts.onWarning);
       await store.recover(tail, lock.unclean);
+      if (opts.productionThread !== false && volumes.volumes.some((v) => v.production?.osFd !== undefined)) {
+        store.prodWriter = new ProductionWriter<RecordRef>();
+      }
       return store;
     } catch (err) {
       for (const o of opened.reverse()) {
@@ -340,7 +351,11 @@ export class Store {
     this.openRecords.push(ref);
     if (this.scheduler.noteWrite(ref.seq, data.byteLength, ref.time)) this.closeWindow(ref.time);
     else this.armTimer();
+    // Production: queued for its thread when it is a plain file, else written here once the queue is empty.
+    const fd = v.production!.osFd;
+    if (this.prodWriter !== null && fd !== undefined && this.prodWriter.enqueue(fd, offset, data, ref)) return ref.seq;
     try {
+      this.productionBarrier();
       v.production!.write(data, offset);
     } catch (err) {
       this.productionRedo.push(ref);
@@ -349,8 +364,36 @@ export class Store {
     return ref.seq;
   }
 
+  /**
+   * Reads production: every write captured so far, as the application sees its volume. Waits
+   * (blocking, briefly) for queued production writes. Bytes past the end of a shorter file are zeros.
+   */
+  read(volume: string, offset: number, length: number): Buffer {
+    if (this.isClosed) throw closed(`store ${this.dir}`);
+    const v = this.volumes.byName(volume);
+    this.volumes.checkRange(v, offset, length, this.limits.writeBytesMax);
+    this.productionBarrier();
+    const buf = Buffer.allocUnsafe(length);
+    const n = v.production!.read(buf, offset, 0, length);
+    if (n < length) buf.fill(0, n);
+    return buf;
+  }
+
+  /** Production holds every captured write once this returns: the queue is empty and failed writes are redone. */
+  private productionBarrier(): void {
+    this.prodWriter?.drain();
+    this.redoProduction();
+  }
+
   /** Production writes that failed after their record was journaled are written again (from the journal) before anything else. */
   private redoProduction(): void {
+    const failed = this.prodWriter?.takeFailed();
+    if (failed) {
+      // Queued writes the thread could not do: written again from the journal, in order, below.
+      this.productionRedo.push(...failed.tags);
+      this.onWarning?.(`production write of seq ${failed.tags[0].seq} failed (${failed.error.code}); writing it again from the journal`);
+    }
+    if (this.productionRedo.length > 0) this.prodWriter?.drain();
     while (this.productionRedo.length > 0) {
       const r = this.productionRedo[0];
       const v = this.volumes.byIndex(r.volume);
@@ -363,10 +406,14 @@ export class Store {
     }
   }
 
-  /** Makes every write captured before the call durable (group commit). Under the marker policy, ends the window. */
+  /**
+   * Makes every write captured before the call durable (group commit), and puts it in the production
+   * files. Under the marker policy, ends the window.
+   */
   async flush(): Promise<void> {
     this.checkWritable();
-    this.redoProduction();
+    // Production files hold every write captured so far once a flush returns (not durably: see close).
+    this.productionBarrier();
     if (this.scheduler.closesAtFlush()) this.closeWindow(this.clock.now());
     await this.journal.flush();
   }
@@ -573,10 +620,13 @@ export class Store {
     await this.applying;
     try {
       await this.journal.close();
+      this.productionBarrier();
+      await this.prodWriter?.close();
       await Promise.all(this.volumes.volumes.map((v) => v.production!.sync()));
     } catch (err) {
       error ??= err;
     }
+    await this.prodWriter?.terminate();
     await this.pool.close();
     this.index.close();
     this.volumes.close();
@@ -596,6 +646,7 @@ export class Store {
     if (this.timer) clearTimeout(this.timer);
     this.failure ??= closed(`store ${this.dir}`);
     this.wake();
+    await this.prodWriter?.terminate();
     await this.pool.close();
     for (const f of [() => this.index.close(), () => this.volumes.close(), () => this.journal.abandon()]) {
       try {

@@ -39,12 +39,7 @@ export class StoreExports implements ExportProvider {
       canTrim: true,
       // One journal for every connection: a flush anywhere makes every acknowledged write durable.
       canMultiConn: true,
-      read(offset, length) {
-        const buf = Buffer.allocUnsafe(length);
-        const n = v.production!.read(buf, offset, 0, length);
-        if (n < length) buf.fill(0, n);
-        return buf;
-      },
+      read: (offset, length) => store.read(v.name, offset, length),
       write(offset, data, fua) {
         // Captured before returning unless the write has to wait; then data is copied by write().
         if (store.writeNow(v.name, offset, data) !== null) return fua ? store.flush() : undefined;

@@ -1,0 +1,45 @@
+// The production writer's thread (see production-writer.ts): takes queued writes from the shared
+// ring in order and writes each to its file. On a failure it records the errno and waits until the
+// event loop has taken the failed writes back.
+import { writeSync } from 'node:fs';
+import { workerData } from 'node:worker_threads';
+import { CTRL, ENTRY_FIELDS } from './production-writer.js';
+
+const ctrl = new Int32Array(workerData.ctrl as SharedArrayBuffer);
+const entries = new Float64Array(workerData.entries as SharedArrayBuffer);
+const data = new Uint8Array(workerData.data as SharedArrayBuffer);
+const slots = entries.length / ENTRY_FIELDS;
+
+for (;;) {
+  if (Atomics.load(ctrl, CTRL.failed) === 1) {
+    if (Atomics.load(ctrl, CTRL.stop) === 1) break;
+    Atomics.wait(ctrl, CTRL.failed, 1);
+    continue;
+  }
+  const tail = Atomics.load(ctrl, CTRL.tail);
+  let head = Atomics.load(ctrl, CTRL.head);
+  if (head === tail) {
+    if (Atomics.load(ctrl, CTRL.stop) === 1) break;
+    Atomics.wait(ctrl, CTRL.tail, tail);
+    continue;
+  }
+  while (head < tail) {
+    const e = (head % slots) * ENTRY_FIELDS;
+    const fd = entries[e];
+    const offset = entries[e + 1];
+    const at = entries[e + 2];
+    const len = entries[e + 3];
+    try {
+      let done = 0;
+      while (done < len) done += writeSync(fd, data, at + done, len - done, offset + done);
+    } catch (err) {
+      Atomics.store(ctrl, CTRL.errno, (err as NodeJS.ErrnoException).errno ?? -5);
+      Atomics.store(ctrl, CTRL.failed, 1);
+      Atomics.notify(ctrl, CTRL.head);
+      break;
+    }
+    head++;
+    Atomics.store(ctrl, CTRL.head, head);
+    Atomics.notify(ctrl, CTRL.head);
+  }
+}
