@@ -9,20 +9,36 @@ const ctrl = new Int32Array(workerData.ctrl as SharedArrayBuffer);
 const entries = new Float64Array(workerData.entries as SharedArrayBuffer);
 const data = new Uint8Array(workerData.data as SharedArrayBuffer);
 const slots = entries.length / ENTRY_FIELDS;
+/** While writes keep coming, the ring is looked at every POLL_MS; after IDLE_POLLS empty looks the thread sleeps until woken. */
+const POLL_MS = 1;
+const IDLE_POLLS = 20;
+/** Longest sleep: a stop asked for just as the thread went to sleep is seen within this. */
+const SLEEP_MS = 250;
+let idle = 0;
 
 for (;;) {
   if (Atomics.load(ctrl, CTRL.failed) === 1) {
     if (Atomics.load(ctrl, CTRL.stop) === 1) break;
-    Atomics.wait(ctrl, CTRL.failed, 1);
+    Atomics.wait(ctrl, CTRL.failed, 1, SLEEP_MS);
     continue;
   }
   const tail = Atomics.load(ctrl, CTRL.tail);
   let head = Atomics.load(ctrl, CTRL.head);
   if (head === tail) {
     if (Atomics.load(ctrl, CTRL.stop) === 1) break;
-    Atomics.wait(ctrl, CTRL.tail, tail);
+    if (idle < IDLE_POLLS) {
+      // Busy lately: look again in a millisecond without asking to be woken.
+      idle++;
+      Atomics.wait(ctrl, CTRL.tail, tail, POLL_MS);
+      continue;
+    }
+    // Idle: sleep until a write comes (the writer wakes us when it sees this flag).
+    Atomics.store(ctrl, CTRL.sleeping, 1);
+    if (Atomics.load(ctrl, CTRL.tail) === tail && Atomics.load(ctrl, CTRL.stop) === 0) Atomics.wait(ctrl, CTRL.tail, tail, SLEEP_MS);
+    Atomics.store(ctrl, CTRL.sleeping, 0);
     continue;
   }
+  idle = 0;
   while (head < tail) {
     const e = (head % slots) * ENTRY_FIELDS;
     const fd = entries[e];

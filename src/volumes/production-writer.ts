@@ -30,6 +30,8 @@ export const CTRL = {
   errno: 3,
   /** 1 asks the thread to exit once the ring is empty. */
   stop: 4,
+  /** 1 while the thread waits for work without a timeout: a queued write must wake it. */
+  sleeping: 5,
   words: 8,
 } as const;
 
@@ -37,13 +39,19 @@ export const CTRL = {
 export const ENTRY_FIELDS = 4;
 
 export interface ProductionWriterOptions {
-  /** Bytes of the data ring; a write larger than a quarter of it is written on the event loop. */
+  /** Bytes of the data ring. */
   ringBytes: number;
   /** Entries in the ring. */
   entries: number;
+  /**
+   * Larger writes are left to the event loop (at most a quarter of the ring). For them the system
+   * call is cheap against the bytes, and copying them into the ring costs more than it saves: with
+   * the thread, 64 KiB writes measured 5-20 % slower, 4 KiB ones 15-25 % faster.
+   */
+  writeBytesMax: number;
 }
 
-export const PRODUCTION_RING_DEFAULTS: ProductionWriterOptions = { ringBytes: 16 * 2 ** 20, entries: 8192 };
+export const PRODUCTION_RING_DEFAULTS: ProductionWriterOptions = { ringBytes: 16 * 2 ** 20, entries: 8192, writeBytesMax: 16 * 1024 };
 
 function workerFile(): string {
   const here = fileURLToPath(import.meta.url);
@@ -70,11 +78,6 @@ export class ProductionWriter<T> {
   private writePos = 0;
   private tail = 0;
   private exited = false;
-  private wakeScheduled = false;
-  private readonly wake = (): void => {
-    this.wakeScheduled = false;
-    Atomics.notify(this.ctrl, CTRL.tail, 1);
-  };
 
   constructor(readonly opts: ProductionWriterOptions = PRODUCTION_RING_DEFAULTS) {
     assert(opts.ringBytes >= 4096 && opts.entries >= 16, 'production ring sizes');
@@ -93,9 +96,9 @@ export class ProductionWriter<T> {
     this.worker.once('exit', () => (this.exited = true));
   }
 
-  /** Writes that can be queued must fit a quarter of the ring, so a full ring never stalls one write for long. */
+  /** Writes that can be queued: up to the option, and a quarter of the ring (so a full ring never stalls one write for long). */
   get writeBytesMax(): number {
-    return this.opts.ringBytes >>> 2;
+    return Math.min(this.opts.writeBytesMax, this.opts.ringBytes >>> 2);
   }
 
   /**
@@ -132,11 +135,9 @@ export class ProductionWriter<T> {
     this.writePos = start + len;
     this.tail++;
     Atomics.store(this.ctrl, CTRL.tail, this.tail);
-    // One wake-up for all the writes queued in this turn of the event loop (one socket read, say).
-    if (!this.wakeScheduled) {
-      this.wakeScheduled = true;
-      queueMicrotask(this.wake);
-    }
+    // While writes keep coming the thread looks at the ring every millisecond on its own (a wake-up
+    // per write would cost more than the write); once idle it sleeps and the next write wakes it.
+    if (Atomics.load(this.ctrl, CTRL.sleeping) === 1) Atomics.notify(this.ctrl, CTRL.tail, 1);
     return true;
   }
 
@@ -151,7 +152,7 @@ export class ProductionWriter<T> {
 
   /** Blocks until every queued write is done or the thread stopped on a failure (see takeFailed). */
   drain(): void {
-    if (this.wakeScheduled) Atomics.notify(this.ctrl, CTRL.tail, 1);
+    if (this.tail !== Atomics.load(this.ctrl, CTRL.head)) Atomics.notify(this.ctrl, CTRL.tail, 1);
     for (;;) {
       const head = Atomics.load(this.ctrl, CTRL.head);
       if (head === this.tail || this.hasFailed() || this.exited) return;

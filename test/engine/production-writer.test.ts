@@ -21,7 +21,7 @@ describe('production writer', () => {
     const size = 256 * 1024;
     writeFileSync(path, Buffer.alloc(size));
     const model = Buffer.alloc(size);
-    const w = new ProductionWriter<number>({ ringBytes: 64 * 1024, entries: 16 });
+    const w = new ProductionWriter<number>({ ringBytes: 64 * 1024, entries: 16, writeBytesMax: 1 << 20 });
     const fd = openSync(path, 'r+');
     try {
       const rand = prng(5);
@@ -56,7 +56,7 @@ describe('production writer', () => {
     writeFileSync(good, Buffer.alloc(8192));
     const ro = openSync(good, 'r'); // writes to it fail with EBADF
     const rw = openSync(good, 'r+');
-    const w = new ProductionWriter<string>({ ringBytes: 64 * 1024, entries: 64 });
+    const w = new ProductionWriter<string>({ ringBytes: 64 * 1024, entries: 64, writeBytesMax: 16 * 1024 });
     try {
       expect(w.enqueue(rw, 0, Buffer.from('first'), 'a')).toBe(true);
       expect(w.enqueue(ro, 100, Buffer.from('fails'), 'b')).toBe(true);
@@ -86,7 +86,7 @@ describe('production writer', () => {
 
   it('reports ENOSPC from a full device', async () => {
     const fd = openSync('/dev/full', 'w');
-    const w = new ProductionWriter<number>({ ringBytes: 64 * 1024, entries: 16 });
+    const w = new ProductionWriter<number>({ ringBytes: 64 * 1024, entries: 16, writeBytesMax: 1 << 20 });
     try {
       expect(w.enqueue(fd, 0, Buffer.alloc(512, 1), 1)).toBe(true);
       w.drain();
@@ -101,7 +101,7 @@ describe('production writer', () => {
     const path = join(dir, 'close.img');
     writeFileSync(path, Buffer.alloc(1 << 20));
     const fd = openSync(path, 'r+');
-    const w = new ProductionWriter<number>({ ringBytes: 1 << 20, entries: 1024 });
+    const w = new ProductionWriter<number>({ ringBytes: 1 << 20, entries: 1024, writeBytesMax: 16 * 1024 });
     const model = Buffer.alloc(1 << 20);
     const rand = prng(9);
     for (let i = 0; i < 500; i++) {
