@@ -225,7 +225,16 @@ function status(store: string): { lastSeq: number; appliedSeq: number } {
   return JSON.parse(out);
 }
 
+/**
+ * Writes back what earlier runs left dirty, so no run pays for the one before it (the page cache
+ * holds gigabytes after a store's run, and its writeback would compete with the next server).
+ */
+export function settleDisk(): void {
+  spawnSync('sync', { stdio: 'ignore' });
+}
+
 async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions): Promise<E2ERun> {
+  settleDisk();
   const dir = mkdtempSync(join(tmpdir(), 'rewind-e2e-'));
   const store = join(dir, 'store');
   const port = await freePort();
@@ -258,6 +267,7 @@ async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions)
 }
 
 async function runChildServer(cmd: string, args: (port: number) => string[], uriPath: string, w: E2EWorkload, seconds: number, label: string): Promise<E2ERun> {
+  settleDisk();
   const port = await freePort();
   // stderr ignored: the readiness probe makes nbdkit log a reset connection.
   const child = spawn(cmd, args(port), { stdio: ['ignore', 'ignore', 'ignore'] });

@@ -16,7 +16,7 @@ import { LIMITS } from '../src/limits.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../src/journal/record.js';
 import { nodeStorage } from '../src/storage/node-storage.js';
 import { TransactionIndex } from '../src/transactions/transactions.js';
-import { ensureTools, freePort, rewindBin, stop, vmHwmMB, waitForPort } from './e2e.js';
+import { ensureTools, freePort, rewindBin, settleDisk, stop, vmHwmMB, waitForPort } from './e2e.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -69,6 +69,7 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
   const seconds = opts.seconds ?? (opts.quick ? 10 : 30);
   const bs = opts.bs ?? '64k';
   const bsBytes = bs === '4k' ? 4096 : 65536;
+  settleDisk();
   const dir = mkdtempSync(join(tmpdir(), 'rewind-sustained-'));
   const store = join(dir, 'store');
   const port = await freePort();
