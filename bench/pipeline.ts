@@ -14,6 +14,7 @@ import { initStore, Store } from '../src/index.js';
 import { prng } from '../src/prng.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
+import { settleDisk } from './e2e.js';
 
 export interface PipelineRow {
   threads: number;
@@ -44,6 +45,7 @@ const LAG_BOUND_BYTES = 128 * 2 ** 20;
 
 
 async function runOne(threads: number, totalBytes: number): Promise<PipelineRow> {
+  settleDisk();
   const dir = mkdtempSync(join(tmpdir(), 'rewind-pipeline-'));
   try {
     await initStore(join(dir, 'store'), { volumes: [{ name: 'disk0', size: VOLUME_BYTES }], window: WINDOW });
