@@ -16,46 +16,57 @@ const IDLE_POLLS = 20;
 const SLEEP_MS = 250;
 let idle = 0;
 
-for (;;) {
-  if (Atomics.load(ctrl, CTRL.failed) === 1) {
-    if (Atomics.load(ctrl, CTRL.stop) === 1) break;
-    Atomics.wait(ctrl, CTRL.failed, 1, SLEEP_MS);
-    continue;
-  }
-  const tail = Atomics.load(ctrl, CTRL.tail);
-  let head = Atomics.load(ctrl, CTRL.head);
-  if (head === tail) {
-    if (Atomics.load(ctrl, CTRL.stop) === 1) break;
-    if (idle < IDLE_POLLS) {
-      // Busy lately: look again in a millisecond without asking to be woken.
-      idle++;
-      Atomics.wait(ctrl, CTRL.tail, tail, POLL_MS);
+function run(): void {
+  for (;;) {
+    if (Atomics.load(ctrl, CTRL.failed) === 1) {
+      if (Atomics.load(ctrl, CTRL.stop) === 1) break;
+      Atomics.wait(ctrl, CTRL.failed, 1, SLEEP_MS);
       continue;
     }
-    // Idle: sleep until a write comes (the writer wakes us when it sees this flag).
-    Atomics.store(ctrl, CTRL.sleeping, 1);
-    if (Atomics.load(ctrl, CTRL.tail) === tail && Atomics.load(ctrl, CTRL.stop) === 0) Atomics.wait(ctrl, CTRL.tail, tail, SLEEP_MS);
-    Atomics.store(ctrl, CTRL.sleeping, 0);
-    continue;
-  }
-  idle = 0;
-  while (head < tail) {
-    const e = (head % slots) * ENTRY_FIELDS;
-    const fd = entries[e];
-    const offset = entries[e + 1];
-    const at = entries[e + 2];
-    const len = entries[e + 3];
-    try {
-      let done = 0;
-      while (done < len) done += writeSync(fd, data, at + done, len - done, offset + done);
-    } catch (err) {
-      Atomics.store(ctrl, CTRL.errno, (err as NodeJS.ErrnoException).errno ?? -5);
-      Atomics.store(ctrl, CTRL.failed, 1);
-      Atomics.notify(ctrl, CTRL.head);
-      break;
+    const tail = Atomics.load(ctrl, CTRL.tail);
+    let head = Atomics.load(ctrl, CTRL.head);
+    if (head === tail) {
+      if (Atomics.load(ctrl, CTRL.stop) === 1) break;
+      if (idle < IDLE_POLLS) {
+        // Busy lately: look again in a millisecond without asking to be woken.
+        idle++;
+        Atomics.wait(ctrl, CTRL.tail, tail, POLL_MS);
+        continue;
+      }
+      // Idle: sleep until a write comes (the writer wakes us when it sees this flag).
+      Atomics.store(ctrl, CTRL.sleeping, 1);
+      if (Atomics.load(ctrl, CTRL.tail) === tail && Atomics.load(ctrl, CTRL.stop) === 0) Atomics.wait(ctrl, CTRL.tail, tail, SLEEP_MS);
+      Atomics.store(ctrl, CTRL.sleeping, 0);
+      continue;
     }
-    head++;
-    Atomics.store(ctrl, CTRL.head, head);
-    Atomics.notify(ctrl, CTRL.head);
+    idle = 0;
+    while (head < tail) {
+      const e = (head % slots) * ENTRY_FIELDS;
+      const fd = entries[e];
+      const offset = entries[e + 1];
+      const at = entries[e + 2];
+      const len = entries[e + 3];
+      try {
+        let done = 0;
+        while (done < len) done += writeSync(fd, data, at + done, len - done, offset + done);
+      } catch (err) {
+        Atomics.store(ctrl, CTRL.errno, (err as NodeJS.ErrnoException).errno ?? -5);
+        Atomics.store(ctrl, CTRL.failed, 1);
+        Atomics.notify(ctrl, CTRL.head);
+        break;
+      }
+      head++;
+      Atomics.store(ctrl, CTRL.head, head);
+      Atomics.notify(ctrl, CTRL.head);
+    }
   }
+}
+
+try {
+  run();
+} catch (err) {
+  // Unexpected: say so before ending, so the event loop stops waiting and redoes what was queued.
+  Atomics.store(ctrl, CTRL.dead, 1);
+  Atomics.notify(ctrl, CTRL.head);
+  throw err;
 }

@@ -32,6 +32,8 @@ export const CTRL = {
   stop: 4,
   /** 1 while the thread waits for work without a timeout: a queued write must wake it. */
   sleeping: 5,
+  /** 1 once the thread has stopped for good on an unexpected error (nothing queued gets written). */
+  dead: 6,
   words: 8,
 } as const;
 
@@ -78,6 +80,7 @@ export class ProductionWriter<T> {
   private writePos = 0;
   private tail = 0;
   private exited = false;
+  private threadError: Error | null = null;
 
   constructor(readonly opts: ProductionWriterOptions = PRODUCTION_RING_DEFAULTS) {
     assert(opts.ringBytes >= 4096 && opts.entries >= 16, 'production ring sizes');
@@ -94,6 +97,12 @@ export class ProductionWriter<T> {
     this.worker = new Worker(workerFile(), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv });
     this.worker.unref();
     this.worker.once('exit', () => (this.exited = true));
+    // An error the thread did not expect ends it (it marks itself dead first); what it left queued is
+    // handed back by takeFailed like a failed write. Without a listener it would end the process.
+    this.worker.on('error', (err) => {
+      this.threadError ??= err;
+      Atomics.store(this.ctrl, CTRL.dead, 1);
+    });
   }
 
   /** Writes that can be queued: up to the option, and a quarter of the ring (so a full ring never stalls one write for long). */
@@ -108,7 +117,7 @@ export class ProductionWriter<T> {
    */
   enqueue(fd: number, offset: number, data: Uint8Array, tag: T): boolean {
     const len = data.byteLength;
-    if (len > this.writeBytesMax || this.hasFailed() || this.exited) return false;
+    if (len > this.writeBytesMax || this.hasFailed() || this.exited || this.isDead()) return false;
     const ring = this.opts.ringBytes;
     let start = this.writePos;
     // A write's bytes lie in one piece: skip to the ring's start when they would wrap.
@@ -147,7 +156,11 @@ export class ProductionWriter<T> {
   }
 
   hasFailed(): boolean {
-    return Atomics.load(this.ctrl, CTRL.failed) === 1;
+    return Atomics.load(this.ctrl, CTRL.failed) === 1 || this.isDead();
+  }
+
+  private isDead(): boolean {
+    return Atomics.load(this.ctrl, CTRL.dead) === 1;
   }
 
   /** Blocks until every queued write is done or the thread stopped on a failure (see takeFailed). */
@@ -172,6 +185,13 @@ export class ProductionWriter<T> {
       const slot = i % this.opts.entries;
       tags.push(this.tags[slot] as T);
       this.tags[slot] = undefined;
+    }
+    if (this.isDead()) {
+      // The thread is gone: everything it left is handed back, and every later write goes the slow way (enqueue refuses).
+      Atomics.store(this.ctrl, CTRL.head, this.tail);
+      if (tags.length === 0) return null;
+      const message = `production writer thread stopped: ${this.threadError?.message ?? 'unexpected error'}`;
+      return { tags, error: Object.assign(new Error(message), { code: 'EIO' }) };
     }
     const errno = Atomics.load(this.ctrl, CTRL.errno);
     const code = errnoCode(errno);

@@ -97,6 +97,37 @@ describe('production writer', () => {
     }
   });
 
+  it('if the thread dies, every write it left is handed back and later writes are refused', async () => {
+    const path = join(dir, 'dead.img');
+    writeFileSync(path, Buffer.alloc(2000 * 512));
+    const fd = openSync(path, 'r+');
+    const w = new ProductionWriter<number>({ ringBytes: 1 << 20, entries: 4096, writeBytesMax: 16 * 1024 });
+    try {
+      for (let i = 0; i < 2000; i++) expect(w.enqueue(fd, i * 512, Buffer.alloc(512, 1 + (i % 255)), i)).toBe(true);
+      // The thread stops part way; its error event is what the writer sees of a crash (delivered here
+      // after the thread is gone, as Node delivers it; the listener is taken first because an
+      // exited worker drops its listeners).
+      const worker = (w as unknown as { worker: { listeners(e: string): ((err: Error) => void)[] } }).worker;
+      const onError = worker.listeners('error')[0];
+      await w.terminate();
+      onError(new Error('boom'));
+      expect(w.hasFailed()).toBe(true);
+      const failed = w.takeFailed();
+      const handedBack = new Set(failed?.tags ?? []);
+      expect(failed === null || /boom/.test(failed.error.message)).toBe(true);
+      // Each write is either in the file or handed back, and the handed-back ones are the last, in order.
+      const content = readFileSync(path);
+      for (let i = 0; i < 2000; i++) {
+        if (!handedBack.has(i)) expect(content[i * 512], `write ${i} is in the file`).toBe(1 + (i % 255));
+      }
+      const tags = failed?.tags ?? [];
+      expect(tags).toEqual(tags.length ? Array.from({ length: tags.length }, (_, k) => 2000 - tags.length + k) : []);
+      expect(w.enqueue(fd, 0, Buffer.alloc(512), -1)).toBe(false);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it('close waits for every queued write', async () => {
     const path = join(dir, 'close.img');
     writeFileSync(path, Buffer.alloc(1 << 20));
