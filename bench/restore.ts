@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { initStore, Store } from '../src/index.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
+import { prng } from '../src/prng.js';
 
 export interface RestoreRow {
   windowsBack: number;
@@ -53,18 +54,6 @@ export interface RestoreBenchResult {
 
 const WRITES_PER_WINDOW = 16;
 const WRITE_BYTES = 4096;
-
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
