@@ -3,9 +3,8 @@
 // blocks each: old blocks, new blocks, a fragment table and the encoded section body). Tasks carry
 // pointers only; no block is copied between threads.
 import { availableParallelism } from 'node:os';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { compiledWorkerFile } from '../worker-file.js';
 import { Piscina } from 'piscina';
 import { assert } from '../errors.js';
 import { bestVariant, createSharedMemory, KERNEL_HEAP_START, type KernelVariant } from '../kernels/kernels.js';
@@ -38,11 +37,7 @@ const ALIGN = 64;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
 function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  // Run from TypeScript sources (tests): use the compiled worker.
-  const file = here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src/increment/worker.js') : join(dirname(here), 'worker.js');
-  if (!existsSync(file)) throw new Error(`kernel pool worker ${file} is missing: run \`npm run build\``);
-  return pathToFileURL(file).href;
+  return pathToFileURL(compiledWorkerFile(import.meta.url, 'increment', 'worker.js', 'kernel pool worker')).href;
 }
 
 export class KernelPool {

@@ -11,12 +11,10 @@
 //   (`takeFailed`) to be written again from the journal, in order, before anything else.
 // - A crash may lose queued writes, as it may lose unsynced ones: after an unclean stop production is
 //   rebuilt from the replica and the journal, which holds every write acknowledged.
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { assert } from '../errors.js';
+import { compiledWorkerFile } from '../worker-file.js';
 
 /** Control words (Int32Array indexes) shared with the thread. */
 export const CTRL = {
@@ -55,13 +53,6 @@ export interface ProductionWriterOptions {
 
 export const PRODUCTION_RING_DEFAULTS: ProductionWriterOptions = { ringBytes: 16 * 2 ** 20, entries: 8192, writeBytesMax: 16 * 1024 };
 
-function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  const file = here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src/volumes/production-thread.js') : join(dirname(here), 'production-thread.js');
-  if (!existsSync(file)) throw new Error(`production writer thread ${file} is missing: run \`npm run build\``);
-  return file;
-}
-
 /** A failed production write and those queued after it, each with what the caller tagged it with. */
 export interface ProductionFailure<T> {
   tags: T[];
@@ -94,7 +85,7 @@ export class ProductionWriter<T> {
     this.starts = new Float64Array(opts.entries);
     // A program run with `--input-type` (node -e) passes it on to workers, where it is an error.
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-    this.worker = new Worker(workerFile(), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv });
+    this.worker = new Worker(compiledWorkerFile(import.meta.url, 'volumes', 'production-thread.js', 'production writer thread'), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv });
     this.worker.unref();
     this.worker.once('exit', () => (this.exited = true));
     // An error the thread did not expect ends it (it marks itself dead first); what it left queued is

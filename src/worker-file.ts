@@ -1,0 +1,17 @@
+// Where a worker thread's compiled module is. Tests run the TypeScript sources, but a worker must
+// load JavaScript, so from a .ts module the compiled twin under dist/ is used.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The path of `name` (a .js file beside the calling module once compiled), for the module at
+ * `moduleUrl` (its import.meta.url) in `srcDir` (its folder under src/, e.g. 'increment'). Throws
+ * when it is not built, naming `what`.
+ */
+export function compiledWorkerFile(moduleUrl: string, srcDir: string, name: string, what: string): string {
+  const here = fileURLToPath(moduleUrl);
+  const file = here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src', srcDir, name) : join(dirname(here), name);
+  if (!existsSync(file)) throw new Error(`${what} ${file} is missing: run \`npm run build\``);
+  return file;
+}
