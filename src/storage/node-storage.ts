@@ -45,15 +45,7 @@ class NodeFile implements StorageFile {
     const n = fs.writevSync(this.fd, bufs, position);
     if (n === total) return;
     // Short vectored write: finish the rest buffer by buffer.
-    let skip = n;
-    let pos = position + n;
-    for (const b of bufs) {
-      if (skip >= b.byteLength) { skip -= b.byteLength; continue; }
-      const rest = b.subarray(skip);
-      skip = 0;
-      this.write(rest, pos);
-      pos += rest.byteLength;
-    }
+    for (const r of unwritten(bufs, position, n)) this.write(r.buf, r.position);
   }
 
   async readAsync(buf: Uint8Array, position: number, offset = 0, length = buf.byteLength - offset): Promise<number> {
@@ -78,15 +70,7 @@ class NodeFile implements StorageFile {
     const total = bufs.reduce((s, b) => s + b.byteLength, 0);
     const { bytesWritten } = await pwritev(this.fd, bufs, position);
     if (bytesWritten === total) return;
-    let skip = bytesWritten;
-    let pos = position + bytesWritten;
-    for (const b of bufs) {
-      if (skip >= b.byteLength) { skip -= b.byteLength; continue; }
-      const rest = b.subarray(skip);
-      skip = 0;
-      await this.writeAsync(rest, pos);
-      pos += rest.byteLength;
-    }
+    for (const r of unwritten(bufs, position, bytesWritten)) await this.writeAsync(r.buf, r.position);
   }
 
   size(): number {
@@ -105,6 +89,24 @@ class NodeFile implements StorageFile {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+/** What a vectored write of `bufs` at `position` left unwritten after its first `written` bytes, piece by piece. */
+function unwritten(bufs: Uint8Array[], position: number, written: number): { buf: Uint8Array; position: number }[] {
+  const rest: { buf: Uint8Array; position: number }[] = [];
+  let skip = written;
+  let pos = position + written;
+  for (const b of bufs) {
+    if (skip >= b.byteLength) {
+      skip -= b.byteLength;
+      continue;
+    }
+    const piece = b.subarray(skip);
+    skip = 0;
+    rest.push({ buf: piece, position: pos });
+    pos += piece.byteLength;
+  }
+  return rest;
 }
 
 function blockDeviceSize(path: string): number {
