@@ -108,7 +108,7 @@ export class ProductionWriter<T> {
    */
   enqueue(fd: number, offset: number, data: Uint8Array, tag: T): boolean {
     const len = data.byteLength;
-    if (len > this.writeBytesMax || this.hasFailed() || this.exited || this.isDead()) return false;
+    if (len > this.writeBytesMax || this.hasFailed() || this.exited) return false;
     const ring = this.opts.ringBytes;
     let start = this.writePos;
     // A write's bytes lie in one piece: skip to the ring's start when they would wrap.
