@@ -14,7 +14,7 @@ import { initStore, Store } from '../src/index.js';
 import { prng } from '../src/prng.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
-import { settleDisk } from './e2e.js';
+import { settleDisk } from './servers.js';
 
 export interface PipelineRow {
   threads: number;

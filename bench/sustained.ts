@@ -16,7 +16,7 @@ import { LIMITS } from '../src/limits.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../src/journal/record.js';
 import { nodeStorage } from '../src/storage/node-storage.js';
 import { TransactionIndex } from '../src/transactions/transactions.js';
-import { ensureTools, freePort, rewindBin, settleDisk, stop, vmHwmMB, waitForPort } from './e2e.js';
+import { ensureTools, freePort, rewindBin, settleDisk, stop, vmHwmMB, waitForPort } from './servers.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -42,7 +42,6 @@ export interface SustainedRow {
   samples: SustainedSample[];
 }
 
-const VOLUME_BYTES = 2 ** 30;
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
