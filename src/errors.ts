@@ -13,7 +13,9 @@ export type RewindErrorCode =
   | 'STORE_LOCKED'
   | 'READ_ONLY'
   | 'CLOSED'
-  | 'IO';
+  | 'IO'
+  /** A broken invariant: a bug in rewind (or a file changed behind its back), never bad input. */
+  | 'INVARIANT';
 
 export class RewindError extends Error {
   readonly code: RewindErrorCode;
@@ -24,7 +26,7 @@ export class RewindError extends Error {
     super(message, options);
     this.name = 'RewindError';
     this.code = code;
-    this.errno = errno ?? (code === 'OUT_OF_RANGE' ? 'ENOSPC' : code === 'READ_ONLY' ? 'EPERM' : code === 'CORRUPT' || code === 'IO' ? 'EIO' : 'EINVAL');
+    this.errno = errno ?? (code === 'OUT_OF_RANGE' ? 'ENOSPC' : code === 'READ_ONLY' ? 'EPERM' : code === 'CORRUPT' || code === 'IO' || code === 'INVARIANT' ? 'EIO' : 'EINVAL');
   }
 }
 
@@ -41,7 +43,10 @@ export const corrupt = (file: string, position: number, what: string) =>
 export const readOnly = (what: string) => new RewindError('READ_ONLY', what);
 export const closed = (what: string) => new RewindError('CLOSED', `${what} is closed`);
 
-/** An invariant that must hold; failing means a bug in rewind, never bad input. */
-export function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(`rewind invariant violated: ${message}`);
+/**
+ * An invariant that must hold; failing means a bug in rewind, never bad input. The message names the
+ * invariant (what should be true), so a failure reads as the rule that broke.
+ */
+export function assert(condition: unknown, invariant: string): asserts condition {
+  if (!condition) throw new RewindError('INVARIANT', `rewind invariant violated: ${invariant}`);
 }

@@ -24,6 +24,7 @@ export function exitCodeFor(err: unknown): number {
       return EXIT.STORE;
     case 'IO':
     case 'CLOSED':
+    case 'INVARIANT':
       return EXIT.SOFTWARE;
     default:
       return EXIT.USAGE;
