@@ -2,7 +2,7 @@
 // Used by the writer's recovery and, concurrently with a running writer, by restores, views and
 // verify in other processes: a reader never changes a file and treats a half-written last record
 // as the end of the journal.
-import { crc32c } from '../binary.js';
+import { crc32c } from '../encoding/fields.js';
 import { corrupt } from '../errors.js';
 import type { Storage, StorageFile } from '../storage/storage.js';
 import { decodeRecordHeader, decodeSegmentHeader, RECORD_HEADER_BYTES, RECORD_MAGIC, SEGMENT_HEADER_BYTES, type RecordHeader } from './record.js';
