@@ -1,6 +1,11 @@
-// Parsing of command-line values into engine types, with errors that say what was expected.
+// Parsing of command-line values into engine types (volumes, targets, listen addresses, TLS settings),
+// with errors that say what was expected.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import type { VolumeConfig } from '../config.js';
 import { badArgument } from '../errors.js';
+import type { NbdTlsOptions } from '../nbd/server.js';
 import type { Target } from '../restore/target.js';
 import { parseSize, parseTime } from '../units.js';
 
@@ -27,4 +32,65 @@ export function parseTarget(opts: { seq?: string; time?: string; tx?: string }):
   if (opts.seq !== undefined) return { seq: parseWholeNumber(opts.seq, '--seq') };
   if (opts.tx !== undefined) return { tx: parseWholeNumber(opts.tx, '--tx') };
   return { time: parseTime(opts.time!, '--time') };
+}
+
+/** `HOST:PORT`, or `[IPv6]:PORT`. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text.trim());
+  if (!m) throw badArgument(`--listen "${text}" must be HOST:PORT (e.g. 127.0.0.1:10809)`);
+  const port = Number(m[3]);
+  if (port > 65535) throw badArgument(`--listen port ${port} is not a TCP port`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (net.isIPv4(v4)) return v4.startsWith('127.');
+  if (net.isIPv6(h)) return /^(0{0,4}:){7}0{0,3}1$|^::1$/.test(h) || h === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/** The TLS flags of `rewind serve`. */
+export interface TlsFlags {
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsVerifyClient?: boolean;
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw badArgument(`${flag} ${file}: cannot read it (${(err as Error).message})`);
+  }
+}
+
+/**
+ * The TLS settings from --tls-cert/--tls-key/--tls-ca/--tls-verify-client (null: no TLS), checked
+ * before anything is opened: files readable, PEM valid, key matching the certificate.
+ */
+export function tlsFromOptions(opts: TlsFlags): NbdTlsOptions | null {
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw badArgument('--tls-cert and --tls-key go together: give both (PEM files) or neither');
+  if (opts.tlsCert === undefined) {
+    if (opts.tlsCa !== undefined || opts.tlsVerifyClient) throw badArgument('--tls-ca and --tls-verify-client need --tls-cert and --tls-key');
+    return null;
+  }
+  if (opts.tlsVerifyClient && opts.tlsCa === undefined) throw badArgument('--tls-verify-client needs --tls-ca FILE: the CA that client certificates must be signed by');
+  const t: NbdTlsOptions = {
+    cert: readPem(opts.tlsCert, '--tls-cert'),
+    key: readPem(opts.tlsKey!, '--tls-key'),
+    ca: opts.tlsCa !== undefined ? readPem(opts.tlsCa, '--tls-ca') : undefined,
+    requireClientCert: opts.tlsVerifyClient === true,
+    required: true,
+  };
+  try {
+    tls.createSecureContext({ cert: t.cert, key: t.key, ca: t.ca });
+  } catch (err) {
+    throw badArgument(`--tls-cert/--tls-key/--tls-ca: not a usable PEM certificate, key and CA (${(err as Error).message})`);
+  }
+  return t;
 }

@@ -3,17 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import type { Io } from './io.js';
 import { initCommand } from './commands/init.js';
 import { statusCommand } from './commands/status.js';
 import { logCommand } from './commands/log.js';
 import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
 import { serveCommand } from './commands/serve.js';
-
-export interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),

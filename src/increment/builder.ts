@@ -3,7 +3,7 @@
 // window), hands chunks of blocks to the kernel pool to coalesce the window's writes into new
 // blocks, XOR-encode the backward increment and zero-run-encode the forward one, and writes the
 // sections to a temporary pack that is synced and renamed into place.
-import { putU64 } from '../binary.js';
+import { putU64 } from '../encoding/fields.js';
 import { assert, corrupt } from '../errors.js';
 import type { JournalReader, RecordRef } from '../journal/reader.js';
 import { RECORD_HEADER_BYTES } from '../journal/record.js';
@@ -13,7 +13,7 @@ import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packName, SEC
 import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
-import { lowerBound } from '../search.js';
+import { lowerBound } from '../sorted.js';
 
 /** Runs of blocks up to this size are read and written synchronously; larger ones on the I/O pool. */
 export const SYNC_IO_BYTES_MAX = 64 * 1024;

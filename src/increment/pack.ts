@@ -16,7 +16,7 @@
 //         | forward encodings | backward encodings
 //   Offsets are relative to the start of their encodings. Bit 31 of a backward offset (i < n) says
 //   which backward encoding block i has: set, the old block itself; clear, old XOR new.
-import { crc32c, getU64, putU64, seqName, tag } from '../binary.js';
+import { crc32c, getU64, putU64, seqName, tag } from '../encoding/fields.js';
 import { corrupt } from '../errors.js';
 import { joinPath, readWholeFile, type Storage } from '../storage/storage.js';
 import { BACKWARD_RAW, decodeBlock, OFFSET_MASK } from './codec.js';

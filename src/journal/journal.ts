@@ -2,7 +2,7 @@
 // segments at the size limit; makes everything appended durable with group commit (one fsync
 // answers every flush that was waiting). On open it finds the end of the journal and cuts off a
 // record torn by a crash.
-import { crc32c } from '../binary.js';
+import { crc32c } from '../encoding/fields.js';
 import { assert, corrupt, RewindError } from '../errors.js';
 import { joinPath, type Storage, type StorageFile } from '../storage/storage.js';
 import { JournalReader, type RecordRef } from './reader.js';

@@ -2,8 +2,9 @@
 // Used by the writer's recovery and, concurrently with a running writer, by restores, views and
 // verify in other processes: a reader never changes a file and treats a half-written last record
 // as the end of the journal.
-import { crc32c } from '../binary.js';
+import { crc32c } from '../encoding/fields.js';
 import { corrupt } from '../errors.js';
+import { lruGet } from '../lru.js';
 import type { Storage, StorageFile } from '../storage/storage.js';
 import { decodeRecordHeader, decodeSegmentHeader, RECORD_HEADER_BYTES, RECORD_MAGIC, SEGMENT_HEADER_BYTES, type RecordHeader } from './record.js';
 import { listSegments, type SegmentFile } from './segments.js';
@@ -49,13 +50,9 @@ export class JournalReader {
 
   /** A cached handle on a segment, by its first sequence number (for the synchronous reads of this reader). */
   file(segment: number): StorageFile {
-    let f = this.files.get(segment);
-    if (f) {
-      this.files.delete(segment);
-      this.files.set(segment, f);
-      return f;
-    }
-    f = this.openSegment(segment);
+    const cached = lruGet(this.files, segment);
+    if (cached) return cached;
+    const f = this.openSegment(segment);
     if (this.files.size >= 16) {
       // Least recently used first. Only synchronous reads use cached handles, so none is in use now.
       const [oldest, handle] = this.files.entries().next().value!;

@@ -10,7 +10,7 @@
 //   0 u32 magic 'RWJS'     4 u16 version (1)  6 u16 header bytes (64)
 //   8 u64 first sequence number of the segment   16 f64 creation time   24..60 zero
 //  60 u32 CRC32C of bytes 0..60
-import { crc32c, getU64, putU64, tag } from '../binary.js';
+import { crc32c, getU64, putU64, tag } from '../encoding/fields.js';
 
 export const RECORD_MAGIC = tag('RWJR');
 export const SEGMENT_MAGIC = tag('RWJS');

@@ -1,6 +1,6 @@
 // Journal segment files: `<firstSeq>-open.seg` while appended to, renamed `<firstSeq>-<lastSeq>.seg`
 // when sealed, so `ls journal/` shows which writes each file holds.
-import { seqName } from '../binary.js';
+import { seqName } from '../encoding/fields.js';
 import { joinPath, type Storage } from '../storage/storage.js';
 
 export interface SegmentFile {

@@ -1,5 +1,6 @@
 // Loaded packs, kept by path up to a byte budget (least recently used goes first).
 import { readPack, type Pack } from '../increment/pack.js';
+import { lruGet } from '../lru.js';
 import type { Storage } from '../storage/storage.js';
 
 export class PackCache {
@@ -14,13 +15,9 @@ export class PackCache {
   }
 
   get(path: string): Pack {
-    let p = this.packs.get(path);
-    if (p) {
-      this.packs.delete(path);
-      this.packs.set(path, p);
-      return p;
-    }
-    p = readPack(this.storage, path);
+    const cached = lruGet(this.packs, path);
+    if (cached) return cached;
+    const p = readPack(this.storage, path);
     this.packs.set(path, p);
     this.bytes += p.bytes;
     for (const [k, v] of this.packs) {

@@ -11,7 +11,7 @@ import { corrupt } from '../errors.js';
 import type { PackSection } from '../increment/pack.js';
 import type { PackRef } from './catalog.js';
 import { decodeOld } from './decode.js';
-import { lowerBound } from '../search.js';
+import { lowerBound } from '../sorted.js';
 import type { PackCache } from './pack-cache.js';
 import type { PackStream } from './pack-stream.js';
 

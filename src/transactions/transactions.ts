@@ -9,10 +9,10 @@
 //  72 u64 pack bytes  80 u64 forward bytes  88 u64 backward bytes
 //  96 u64 journal segment of the first record  104 u64 position of the first record
 // 112 u32 CRC32C of the pack header  116..124 zero  124 u32 CRC32C of bytes 0..124
-import { crc32c, getU64, putU64, tag } from '../binary.js';
+import { crc32c, getU64, putU64, tag } from '../encoding/fields.js';
 import { assert, corrupt } from '../errors.js';
 import { joinPath, type Storage, type StorageFile } from '../storage/storage.js';
-import { lowerBound } from '../search.js';
+import { lowerBound } from '../sorted.js';
 
 export const TX_MAGIC = tag('RWTX');
 export const TX_VERSION = 1;

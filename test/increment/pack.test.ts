@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { crc32c } from '../../src/binary.js';
+import { crc32c } from '../../src/encoding/fields.js';
 import { RewindError } from '../../src/errors.js';
 import { decodeBlock } from '../../src/increment/codec.js';
 import {

@@ -13,7 +13,7 @@ import { RewindError } from '../../src/errors.js';
 import { Journal } from '../../src/journal/journal.js';
 import { JournalReader, type RecordRef } from '../../src/journal/reader.js';
 import { encodeRecordHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src/journal/record.js';
-import { crc32c } from '../../src/binary.js';
+import { crc32c } from '../../src/encoding/fields.js';
 import { nodeStorage } from '../../src/storage/node-storage.js';
 import type { OpenMode, Storage, StorageFile } from '../../src/storage/storage.js';
 import { prng, randomBytes } from '../../src/prng.js';

@@ -5,7 +5,7 @@
 // the workload's drain/settle/close steps, so the storage operations happen in the same order on
 // every run and `crashAtOp(k)` lands on the same operation.
 import { initStore, ManualClock, Store } from '../../src/index.js';
-import { SimCrash, SimStorage } from '../../src/storage/sim-storage.js';
+import { SimCrash, SimStorage } from './sim-storage.js';
 import type { Limits } from '../../src/limits.js';
 import { verifyStore } from '../../src/verify/verify.js';
 import { Model, prng, randomBytes } from '../helpers/model.js';

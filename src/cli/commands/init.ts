@@ -1,4 +1,4 @@
-import type { Io } from '../main.js';
+import type { Io } from '../io.js';
 import { initStore } from '../../store.js';
 import { parseSize, formatBytes } from '../../units.js';
 import { parseVolumeSpec } from '../args.js';

@@ -1,4 +1,4 @@
-import type { Io } from '../main.js';
+import type { Io } from '../io.js';
 import { openStoreReader } from '../../reader.js';
 import { describeTarget } from '../../restore/target.js';
 import { formatBytes } from '../../units.js';

@@ -1,81 +1,23 @@
-import { readFileSync } from 'node:fs';
-import net from 'node:net';
-import tls from 'node:tls';
-import type { Io } from '../main.js';
+// `rewind serve`: the store's volumes and their past points over NBD, until SIGINT/SIGTERM.
+import type { Io } from '../io.js';
 import { Store, initStore } from '../../store.js';
 import { StoreExports } from '../../serve/exports.js';
-import { startNbdServer, type NbdServer, type NbdTlsOptions } from '../../nbd/server.js';
+import { startNbdServer, type NbdServer } from '../../nbd/server.js';
 import { nodeStorage } from '../../storage/node-storage.js';
 import { joinPath } from '../../storage/storage.js';
 import { badArgument } from '../../errors.js';
-import { parseWholeNumber } from '../args.js';
+import { isLoopback, parseListen, parseWholeNumber, tlsFromOptions, type TlsFlags } from '../args.js';
 import { EXIT } from '../exit-codes.js';
 
 /** The store `rewind serve` creates when it finds none: one 1 GiB volume. */
 export const DEFAULT_VOLUME = { name: 'disk0', size: 2 ** 30 };
 
-export function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text.trim());
-  if (!m) throw badArgument(`--listen "${text}" must be HOST:PORT (e.g. 127.0.0.1:10809)`);
-  const port = Number(m[3]);
-  if (port > 65535) throw badArgument(`--listen port ${port} is not a TCP port`);
-  return { host: m[1] ?? m[2], port };
-}
-
-/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  if (net.isIPv4(v4)) return v4.startsWith('127.');
-  if (net.isIPv6(h)) return /^(0{0,4}:){7}0{0,3}1$|^::1$/.test(h) || h === '0:0:0:0:0:0:0:1';
-  return false;
-}
-
-export interface ServeOptions {
+export interface ServeOptions extends TlsFlags {
   listen: string;
   socket?: string;
   maxConnections: string;
   threads?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsCa?: string;
-  tlsVerifyClient?: boolean;
   insecure?: boolean;
-}
-
-function readPem(file: string, flag: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw badArgument(`${flag} ${file}: cannot read it (${(err as Error).message})`);
-  }
-}
-
-/**
- * The TLS settings from --tls-cert/--tls-key/--tls-ca/--tls-verify-client (null: no TLS), checked
- * before anything is opened: files readable, PEM valid, key matching the certificate.
- */
-export function tlsFromOptions(opts: ServeOptions): NbdTlsOptions | null {
-  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw badArgument('--tls-cert and --tls-key go together: give both (PEM files) or neither');
-  if (opts.tlsCert === undefined) {
-    if (opts.tlsCa !== undefined || opts.tlsVerifyClient) throw badArgument('--tls-ca and --tls-verify-client need --tls-cert and --tls-key');
-    return null;
-  }
-  if (opts.tlsVerifyClient && opts.tlsCa === undefined) throw badArgument('--tls-verify-client needs --tls-ca FILE: the CA that client certificates must be signed by');
-  const t: NbdTlsOptions = {
-    cert: readPem(opts.tlsCert, '--tls-cert'),
-    key: readPem(opts.tlsKey!, '--tls-key'),
-    ca: opts.tlsCa !== undefined ? readPem(opts.tlsCa, '--tls-ca') : undefined,
-    requireClientCert: opts.tlsVerifyClient === true,
-    required: true,
-  };
-  try {
-    tls.createSecureContext({ cert: t.cert, key: t.key, ca: t.ca });
-  } catch (err) {
-    throw badArgument(`--tls-cert/--tls-key/--tls-ca: not a usable PEM certificate, key and CA (${(err as Error).message})`);
-  }
-  return t;
 }
 
 export async function serveCommand(io: Io, store: string, opts: ServeOptions): Promise<number> {

@@ -1,16 +1,10 @@
-import type { Io } from '../main.js';
-import { openStoreReader } from '../../reader.js';
+// `rewind status`: latest write, applied point and volumes of a store.
+import type { Io } from '../io.js';
+import { printReport } from '../report.js';
 import { formatBytes } from '../../units.js';
-import { EXIT } from '../exit-codes.js';
 
-export async function statusCommand(io: Io, store: string, opts: { json?: boolean }): Promise<number> {
-  const reader = await openStoreReader(store);
-  try {
-    const s = reader.history.status();
-    if (opts.json) {
-      io.out(JSON.stringify(s) + '\n');
-      return EXIT.OK;
-    }
+export function statusCommand(io: Io, store: string, opts: { json?: boolean }): Promise<number> {
+  return printReport(io, store, opts, (reader) => reader.history.status(), (s) => {
     const rows: [string, string][] = [
       ['store', store],
       ['last write', s.lastSeq === 0 ? 'none yet' : `seq ${s.lastSeq} at ${s.lastTime}`],
@@ -20,9 +14,6 @@ export async function statusCommand(io: Io, store: string, opts: { json?: boolea
       ['window', s.window],
       ['created', s.createdAt],
     ];
-    for (const [k, v] of rows) io.out(`${k.padEnd(11)} ${v}\n`);
-    return EXIT.OK;
-  } finally {
-    reader.close();
-  }
+    return rows.map(([k, v]) => `${k.padEnd(11)} ${v}\n`).join('');
+  });
 }

@@ -1,4 +1,4 @@
-import type { Io } from '../main.js';
+import type { Io } from '../io.js';
 import { openStoreReader } from '../../reader.js';
 import { verifyStore } from '../../verify/verify.js';
 import { formatBytes } from '../../units.js';

@@ -1,4 +1,5 @@
-// Little-endian field access for the on-disk encodings. 64-bit fields hold integers below 2^53.
+// The fields every on-disk encoding is built from: little-endian 64-bit integers (below 2^53), CRC32C
+// checksums, four-character tags, and sequence numbers in file names.
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 
 export function putU64(buf: Buffer, offset: number, value: number): void {

@@ -3,7 +3,7 @@
 // removes revert; injected faults are Node-style EIO/ENOSPC; crashAtOp freezes the disk; and the
 // same seed gives the same result.
 import { describe, expect, it } from 'vitest';
-import { SECTOR_BYTES, SimCrash, SimStorage } from '../../src/storage/sim-storage.js';
+import { SECTOR_BYTES, SimCrash, SimStorage } from './sim-storage.js';
 import { writeFileAtomic } from '../../src/storage/storage.js';
 
 const fill = (n: number, v: number) => Buffer.alloc(n, v);

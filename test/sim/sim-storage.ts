@@ -1,5 +1,6 @@
 // The simulated disk: an in-memory file system behind the storage interface, fully deterministic
 // from a seed, for crash and fault simulations (TigerBeetle style: a failure replays from its seed).
+// Only the tests use it (the library takes any Storage), so it lives here rather than in src/.
 //
 // The model: a disk with a page cache and ordered metadata.
 // - A file (inode) has its current contents (the page cache: what every read sees) and its durable
@@ -21,9 +22,9 @@
 //   always allowed (it changes nothing on disk), so cleanup paths do not mask the crash.
 // - `sync()` and `syncDir()` resolve on a microtask: a workload that never yields to the event loop
 //   runs the same way every time.
-import type { OpenMode, Storage, StorageFile } from './storage.js';
-import { dirname } from './storage.js';
-import { prng } from '../prng.js';
+import type { OpenMode, Storage, StorageFile } from '../../src/storage/storage.js';
+import { dirname } from '../../src/storage/storage.js';
+import { prng } from '../../src/prng.js';
 
 export const SECTOR_BYTES = 512;
 

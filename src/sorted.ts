@@ -1,4 +1,4 @@
-// Binary search over arrays kept in order.
+// Search over arrays kept in ascending order (binary search).
 
 /** First index at which `pred` holds, for a predicate that is false then true along the array. */
 export function lowerBound<T>(items: ArrayLike<T>, pred: (item: T) => boolean): number {
