@@ -5,8 +5,9 @@
 import { readConfig, validateConfig, writeConfig, type StoreConfig, type VolumeConfig } from './config.js';
 import { systemClock, type Clock } from './clock.js';
 import { assert, closed, corrupt, RewindError } from './errors.js';
-import { buildPack, type BuiltPack, type ClosedWindow, type SectionPlacement } from './increment/builder.js';
-import { listPacks, packPath, readPack, PACK_HEADER_BYTES, SECTION_HEADER_BYTES, sectionBodyBytes } from './increment/pack.js';
+import { buildPack, type BuiltPack, type ClosedWindow } from './increment/builder.js';
+import { listPacks, packPath, readPack } from './increment/pack.js';
+import { sectionPlacements } from './increment/sections.js';
 import { KernelPool } from './increment/pool.js';
 import { Journal } from './journal/journal.js';
 import type { RecordRef } from './journal/reader.js';
@@ -237,16 +238,8 @@ export class Store {
       }
       // A pack is complete once it exists (written under a temporary name); the replica may be partly updated: redo.
       const pack = readPack(this.storage, path);
-      const sections: SectionPlacement[] = [];
-      let pos = PACK_HEADER_BYTES;
-      for (const s of pack.sections) {
-        const fwd = s.fwdBytes;
-        const bodyBytes = sectionBodyBytes(s.blocks.length, fwd, s.bwdBytes);
-        sections.push({ volume: s.volume, blocks: s.blocks, bodyPos: pos + SECTION_HEADER_BYTES, bodyBytes, fwdBytes: fwd, bwdBytes: s.bwdBytes });
-        pos += SECTION_HEADER_BYTES + bodyBytes;
-      }
       this.catalog.add({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path });
-      await syncReplicas(this.replicaContext(), await applyForward(this.replicaContext(), path, sections));
+      await syncReplicas(this.replicaContext(), await applyForward(this.replicaContext(), path, sectionPlacements(pack)));
       const h = pack.header;
       await this.finishWindow({ id: this.nextTxId++, firstSeq: h.firstSeq, lastSeq: h.lastSeq, t1: h.t1, t2: h.t2, bytes: h.bytesWritten, records: [first] }, {
         sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: pack.bytes, headerCrc: pack.headerCrc,

@@ -9,14 +9,13 @@ import type { JournalReader, RecordRef } from '../journal/reader.js';
 import { RECORD_HEADER_BYTES } from '../journal/record.js';
 import type { Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
-import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packName, SECTION_HEADER_BYTES, sectionBodyBytes, type PackHeader } from './pack.js';
+import { sectionLayout } from './block-encoding.js';
+import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packHeaderCrc, packName, SECTION_HEADER_BYTES, type PackHeader } from './pack.js';
+import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from './sections.js';
 import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
 import { lowerBound } from '../sorted.js';
-
-/** Runs of blocks up to this size are read and written synchronously; larger ones on the I/O pool. */
-export const SYNC_IO_BYTES_MAX = 64 * 1024;
 
 export interface ClosedWindow {
   id: number;
@@ -26,16 +25,6 @@ export interface ClosedWindow {
   t2: number;
   bytes: number;
   records: RecordRef[];
-}
-
-/** Where one section of a pack lies, enough to apply it or read it back. */
-export interface SectionPlacement {
-  volume: number;
-  blocks: number[];
-  bodyPos: number;
-  bodyBytes: number;
-  fwdBytes: number;
-  bwdBytes: number;
 }
 
 export interface BuiltPack {
@@ -93,7 +82,7 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
         const slot = await pool.acquire();
         const job = buildChunk(ctx, slot, volume.index, chunkBlocks, c * M, blocks, frags[c].map((r) => recs[r]), src, w.firstSeq)
           .then(async (res) => {
-            const bodyBytes = sectionBodyBytes(chunkBlocks.length, res.fwdBytes, res.bwdBytes);
+            const { bodyBytes } = sectionLayout(chunkBlocks.length, res.fwdBytes, res.bwdBytes);
             const header = encodeSectionHeader(volume.index, chunkBlocks.length, res.fwdBytes, res.bwdBytes, res.bodyCrc);
             // Sections go into the pack in the order they finish; the place is taken before the write.
             const at = filePos;
@@ -118,7 +107,7 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
     file.close();
     ctx.storage.rename(tmpPath, path);
     await ctx.storage.syncDir(ctx.dir);
-    return { name, path, header, headerCrc: headerBuf.readUInt32LE(92), sections, bytes: filePos };
+    return { name, path, header, headerCrc: packHeaderCrc(headerBuf), sections, bytes: filePos };
   } catch (err) {
     file.close();
     ctx.storage.remove(tmpPath);
@@ -215,17 +204,6 @@ function lowerIndex(sorted: number[], block: number): number {
   return lo;
 }
 
-/** Reads consecutive runs of blocks from a file into consecutive block slots at `dst`. */
-export function forEachRun(blocks: number[], fn: (firstIndex: number, firstBlock: number, count: number) => void): void {
-  let i = 0;
-  while (i < blocks.length) {
-    let j = i;
-    while (j + 1 < blocks.length && blocks[j + 1] === blocks[j] + 1) j++;
-    fn(i, blocks[i], j - i + 1);
-    i = j + 1;
-  }
-}
-
 async function buildChunk(
   ctx: BuilderContext, slot: Slot, volume: number, chunkBlocks: number[], chunkStart: number,
   allBlocks: number[], recs: RecordRef[], src: PayloadMap, firstSeq: number,
@@ -280,8 +258,8 @@ async function buildChunk(
       count = 0;
     }
   }
-  // Block numbers lead the section body.
-  const body = pool.buffer(slot.out, 8 * n);
+  // Block numbers lead the section body (the worker writes the rest).
+  const body = pool.buffer(slot.out, sectionLayout(n, 0, 0).fwdOffsets);
   for (let i = 0; i < n; i++) putU64(body, 8 * i, chunkBlocks[i]);
   return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.table })) as BuildResult;
 }

@@ -14,12 +14,12 @@
 //  16 u32 forward bytes  20 u32 backward bytes  24 u32 CRC32C of the body  28 u32 CRC32C of bytes 0..28
 //   body: n u64 block numbers (ascending) | n+1 u32 forward offsets | n+1 u32 backward offsets
 //         | forward encodings | backward encodings
-//   Offsets are relative to the start of their encodings. Bit 31 of a backward offset (i < n) says
-//   which backward encoding block i has: set, the old block itself; clear, old XOR new.
-import { crc32c, getU64, putU64, seqName, tag } from '../encoding/fields.js';
-import { corrupt } from '../errors.js';
+//   (the body and the block encoding are src/increment/block-encoding.ts's)
+import { crc32c, getU64, seqName, tag } from '../encoding/fields.js';
+import { assert, corrupt } from '../errors.js';
+import { FixedRecord } from '../fixed-record.js';
 import { joinPath, readWholeFile, type Storage } from '../storage/storage.js';
-import { BACKWARD_RAW, decodeBlock, OFFSET_MASK } from './codec.js';
+import { decodeSectionBlock, sectionBodyBytes, sectionLayout, type SectionLayout } from './block-encoding.js';
 
 export const PACK_MAGIC = tag('RWPK');
 export const SECTION_MAGIC = tag('RWSC');
@@ -55,39 +55,21 @@ export function listPacks(storage: Storage, dir: string): PackFileName[] {
   return out.sort((a, b) => a.firstSeq - b.firstSeq);
 }
 
-export function encodePackHeader(h: PackHeader): Buffer {
-  const b = Buffer.alloc(PACK_HEADER_BYTES);
-  b.writeUInt32LE(PACK_MAGIC, 0);
-  b.writeUInt16LE(PACK_VERSION, 4);
-  b.writeUInt16LE(PACK_HEADER_BYTES, 6);
-  putU64(b, 8, h.firstSeq);
-  putU64(b, 16, h.lastSeq);
-  b.writeDoubleLE(h.t1, 24);
-  b.writeDoubleLE(h.t2, 32);
-  b.writeUInt32LE(h.blockSize, 40);
-  b.writeUInt32LE(h.sections, 44);
-  b.writeUInt32LE(h.writes, 48);
-  putU64(b, 56, h.bytesWritten);
-  putU64(b, 64, h.changedBlocks);
-  putU64(b, 72, h.fwdBytes);
-  putU64(b, 80, h.bwdBytes);
-  b.writeUInt32LE(crc32c(b.subarray(0, 92)), 92);
-  return b;
-}
+const PACK_HEADER = new FixedRecord<PackHeader>({
+  magic: PACK_MAGIC, version: PACK_VERSION, bytes: PACK_HEADER_BYTES, record: 'pack header', format: 'pack',
+  fields: {
+    firstSeq: [8, 'u64'], lastSeq: [16, 'u64'], t1: [24, 'f64'], t2: [32, 'f64'],
+    blockSize: [40, 'u32'], sections: [44, 'u32'], writes: [48, 'u32'],
+    bytesWritten: [56, 'u64'], changedBlocks: [64, 'u64'], fwdBytes: [72, 'u64'], bwdBytes: [80, 'u64'],
+  },
+});
 
-export function decodePackHeader(b: Buffer): PackHeader | string {
-  if (b.byteLength < PACK_HEADER_BYTES) return 'incomplete pack header';
-  if (b.readUInt32LE(0) !== PACK_MAGIC) return 'bad pack magic';
-  if (crc32c(b.subarray(0, 92)) !== b.readUInt32LE(92)) return 'pack header checksum mismatch';
-  if (b.readUInt16LE(4) !== PACK_VERSION) return `pack version ${b.readUInt16LE(4)} is not supported`;
-  return {
-    firstSeq: getU64(b, 8), lastSeq: getU64(b, 16), t1: b.readDoubleLE(24), t2: b.readDoubleLE(32),
-    blockSize: b.readUInt32LE(40), sections: b.readUInt32LE(44), writes: b.readUInt32LE(48),
-    bytesWritten: getU64(b, 56), changedBlocks: getU64(b, 64), fwdBytes: getU64(b, 72), bwdBytes: getU64(b, 80),
-  };
-}
+export const encodePackHeader = (h: PackHeader): Buffer => PACK_HEADER.encode(h);
 
-export const sectionBodyBytes = (blocks: number, fwdBytes: number, bwdBytes: number) => 8 * blocks + 8 * (blocks + 1) + fwdBytes + bwdBytes;
+export const decodePackHeader = (b: Buffer): PackHeader | string => PACK_HEADER.decode(b);
+
+/** The CRC32C a pack header carries; transaction entries record it. */
+export const packHeaderCrc = (b: Buffer): number => PACK_HEADER.checksum(b);
 
 export function encodeSectionHeader(volume: number, blocks: number, fwdBytes: number, bwdBytes: number, bodyCrc: number): Buffer {
   const b = Buffer.alloc(SECTION_HEADER_BYTES);
@@ -105,36 +87,19 @@ export function encodeSectionHeader(volume: number, blocks: number, fwdBytes: nu
 /** One section of a loaded pack: the changed blocks of one volume with their encodings. */
 export class PackSection {
   readonly blocks: number[];
-  private readonly view: DataView;
-  private readonly fwdOffsets: number;
-  private readonly bwdOffsets: number;
-  private readonly fwdData: number;
-  private readonly bwdData: number;
+  private readonly layout: SectionLayout;
 
-  constructor(readonly volume: number, readonly body: Buffer, n: number, readonly fwdBytes: number, readonly bwdBytes: number) {
-    this.view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  /** `bodyPos`: where the body lies in the pack file. */
+  constructor(readonly volume: number, readonly body: Buffer, readonly bodyPos: number, n: number, readonly fwdBytes: number, readonly bwdBytes: number) {
+    this.layout = sectionLayout(n, fwdBytes, bwdBytes);
+    assert(body.byteLength === this.layout.bodyBytes, `a section body of ${n} blocks holds ${this.layout.bodyBytes} bytes`);
     this.blocks = new Array(n);
     for (let i = 0; i < n; i++) this.blocks[i] = getU64(body, 8 * i);
-    this.fwdOffsets = 8 * n;
-    this.bwdOffsets = this.fwdOffsets + 4 * (n + 1);
-    this.fwdData = this.bwdOffsets + 4 * (n + 1);
-    this.bwdData = this.fwdData + fwdBytes;
   }
 
-  private range(table: number, data: number, i: number): [number, number] {
-    return [data + (this.view.getUint32(table + 4 * i, true) & OFFSET_MASK), data + (this.view.getUint32(table + 4 * i + 4, true) & OFFSET_MASK)];
-  }
-
-  /** Writes the block's contents after the window (new) or before it (old) into dst. */
+  /** Writes block `i`'s contents after the window (new) or before it (old) into dst. False: malformed encoding. */
   decode(i: number, which: 'new' | 'old', dst: Uint8Array, dstOffset: number, blockSize: number): boolean {
-    const [bs, be] = this.range(this.bwdOffsets, this.bwdData, i);
-    if (which === 'old' && (this.view.getUint32(this.bwdOffsets + 4 * i, true) & BACKWARD_RAW) !== 0) {
-      return decodeBlock(this.body, bs, be, dst, dstOffset, blockSize, false);
-    }
-    const [fs, fe] = this.range(this.fwdOffsets, this.fwdData, i);
-    if (!decodeBlock(this.body, fs, fe, dst, dstOffset, blockSize, false)) return false;
-    if (which === 'new') return true;
-    return decodeBlock(this.body, bs, be, dst, dstOffset, blockSize, true);
+    return decodeSectionBlock(this.body, this.layout, i, which, dst, dstOffset, blockSize);
   }
 }
 
@@ -160,7 +125,7 @@ export class Pack {
 
   decode(volume: number, block: number, which: 'new' | 'old', dst: Uint8Array, dstOffset: number): void {
     const at = this.blocksOf(volume).get(block);
-    if (!at) throw new Error(`pack ${this.path} has no block ${block} of volume ${volume}`);
+    assert(at, `a block decoded from a pack is one it holds (pack ${this.path} has no block ${block} of volume ${volume})`);
     if (!at.section.decode(at.index, which, dst, dstOffset, this.header.blockSize)) {
       throw corrupt(this.path, 0, `malformed encoding of block ${block} (volume index ${volume})`);
     }
@@ -196,13 +161,13 @@ export function parsePack(path: string, buf: Buffer): Pack {
     if (start + bodyBytes > buf.byteLength) throw corrupt(path, at, `section ${s} runs past the end of the pack`);
     const body = buf.subarray(start, start + bodyBytes);
     if (crc32c(body) !== sh.readUInt32LE(24)) throw corrupt(path, start, `section ${s} body checksum mismatch`);
-    sections.push(new PackSection(volume, body, n, fwd, bwd));
+    sections.push(new PackSection(volume, body, start, n, fwd, bwd));
     blocks += n;
     at = start + bodyBytes;
   }
   if (at !== buf.byteLength) throw corrupt(path, at, `${buf.byteLength - at} unexpected bytes after the last section`);
   if (blocks !== h.changedBlocks) throw corrupt(path, 0, `header says ${h.changedBlocks} changed blocks, sections hold ${blocks}`);
-  return new Pack(path, h, buf.readUInt32LE(92), sections, buf.byteLength);
+  return new Pack(path, h, packHeaderCrc(buf), sections, buf.byteLength);
 }
 
 export const packPath = (dir: string, firstSeq: number, lastSeq: number) => joinPath(dir, packName(firstSeq, lastSeq));

@@ -7,7 +7,7 @@ import { workerData } from 'piscina';
 import { loadKernels, type KernelVariant } from '../kernels/kernels.js';
 import type { PoolTask, BuildResult, IoFailure } from './tasks.js';
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
-import { BACKWARD_RAW } from './codec.js';
+import { BACKWARD_RAW, sectionLayout } from './block-encoding.js';
 
 const { memory, variant } = workerData as { memory: WebAssembly.Memory; variant: KernelVariant };
 const k = loadKernels({ memory, variant });
@@ -73,9 +73,11 @@ export default function run(task: PoolTask): BuildResult | number | IoFailure {
     case 'build': {
       const n = task.blockCount;
       if (task.count > 0) k.coalesce(task.table, task.count);
-      const fwdOffsets = task.out + 8 * n;
-      const bwdOffsets = fwdOffsets + 4 * (n + 1);
-      const data = bwdOffsets + 4 * (n + 1);
+      // The encodings' sizes are not known yet; the tables' places do not depend on them.
+      const layout = sectionLayout(n, 0, 0);
+      const fwdOffsets = task.out + layout.fwdOffsets;
+      const bwdOffsets = task.out + layout.bwdOffsets;
+      const data = task.out + layout.fwdData;
       const B = task.blockSize;
       const fwdBytes = k.zeroRunEncode(task.newBlocks, n, B, data, fwdOffsets);
       // Backward increment, block by block: the XOR of old and new (sparse when a write changed part

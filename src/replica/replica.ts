@@ -4,7 +4,8 @@
 import { corrupt, assert } from '../errors.js';
 import { readAsync, writeAsync, type Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
-import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from '../increment/builder.js';
+import { sectionLayout } from '../increment/block-encoding.js';
+import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from '../increment/sections.js';
 import type { KernelPool } from '../increment/pool.js';
 
 export interface ReplicaContext {
@@ -28,8 +29,9 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
       const job = (async () => {
         const mem = pool.bytes();
         if ((await readAsync(file, mem, s.bodyPos, slot.out, s.bodyBytes)) !== s.bodyBytes) throw corrupt(packPath, s.bodyPos, 'section cut short');
-        const offsets = slot.out + 8 * n;
-        const enc = offsets + 8 * (n + 1);
+        const layout = sectionLayout(n, s.fwdBytes, s.bwdBytes);
+        const offsets = slot.out + layout.fwdOffsets;
+        const enc = slot.out + layout.fwdData;
         const rc = (await pool.run({ kind: 'decode', enc, encLen: s.fwdBytes, offsets, blockCount: n, dst: slot.newBlocks, blockSize: B, xorMode: 0 })) as number;
         if (rc !== 0) throw corrupt(packPath, s.bodyPos, `malformed forward encoding of block ${s.blocks[-rc - 1]}`);
         const replica = ctx.volumes.byIndex(s.volume).replica;

@@ -1,6 +1,7 @@
 // The catalog of increment packs a reader can use: every pack that exists, including the one of a
 // window being applied right now (its pack is complete before the replica is touched). A writer
 // keeps its catalog in memory; a reader in another process lists the increments directory.
+import { assert } from '../errors.js';
 import { listPacks } from '../increment/pack.js';
 import type { Storage } from '../storage/storage.js';
 import { joinPath } from '../storage/storage.js';
@@ -21,7 +22,8 @@ export class MemoryCatalog implements Catalog {
   private readonly list: PackRef[] = [];
   add(p: PackRef): void {
     const last = this.list[this.list.length - 1];
-    if (last && p.firstSeq !== last.lastSeq + 1) throw new Error(`pack ${p.firstSeq}-${p.lastSeq} does not follow ${last.firstSeq}-${last.lastSeq}`);
+    // The writer adds packs in window order, from an index already checked for gaps.
+    assert(!last || p.firstSeq === last.lastSeq + 1, `pack ${p.firstSeq}-${p.lastSeq} follows pack ${last?.firstSeq}-${last?.lastSeq}`);
     this.list.push(p);
   }
   packs(): readonly PackRef[] {

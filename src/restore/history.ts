@@ -12,7 +12,6 @@ import { resolveTarget, type Target } from './target.js';
 import { PointInTimeView } from './view.js';
 import { isoTime } from '../units.js';
 import { badArgument, corrupt } from '../errors.js';
-import { decodeOld } from './decode.js';
 import { PackStream } from './pack-stream.js';
 import { BlockSet, RollbackBlocks, sectionsOf } from './rollback.js';
 
@@ -261,7 +260,7 @@ export class History {
           if (!done.add(b)) continue;
           if (count > 0 && (b !== first + count || count === runBlocks)) flush();
           if (count === 0) first = b;
-          if (!decodeOld(s, i, run, count * B, B)) throw corrupt(p.path, 0, `malformed encoding of block ${b} (volume index ${vol})`);
+          if (!s.decode(i, 'old', run, count * B, B)) throw corrupt(p.path, 0, `malformed encoding of block ${b} (volume index ${vol})`);
           count++;
         }
         flush();

@@ -10,7 +10,6 @@
 import { corrupt } from '../errors.js';
 import type { PackSection } from '../increment/pack.js';
 import type { PackRef } from './catalog.js';
-import { decodeOld } from './decode.js';
 import { lowerBound } from '../sorted.js';
 import type { PackCache } from './pack-cache.js';
 import type { PackStream } from './pack-stream.js';
@@ -90,7 +89,7 @@ export class RollbackBlocks {
         const pos = slot * B;
         const slab = Math.floor(pos / SLAB_BYTES);
         if (slab === this.slabs.length) this.slabs.push(Buffer.allocUnsafe(Math.min(SLAB_BYTES, Math.max(B, this.volumeSize - pos + B))));
-        if (!decodeOld(s, i, this.slabs[slab], pos - slab * SLAB_BYTES, B)) throw corrupt(p.path, 0, `malformed encoding of block ${b} (volume index ${vol})`);
+        if (!s.decode(i, 'old', this.slabs[slab], pos - slab * SLAB_BYTES, B)) throw corrupt(p.path, 0, `malformed encoding of block ${b} (volume index ${vol})`);
         this.blockOf.push(b);
         this.slotOf.push(slot);
       }

@@ -13,7 +13,6 @@ import type { Volume } from '../volumes/volume-set.js';
 import type { Catalog, PackRef } from './catalog.js';
 import type { PackSection } from '../increment/pack.js';
 import type { PackCache } from './pack-cache.js';
-import { decodeOld } from './decode.js';
 
 export interface ViewContext {
   storage: Storage;
@@ -124,12 +123,12 @@ export class PointInTimeView {
           lastRef = ref;
         }
         const at = blocks!.get(b);
-        if (!at) throw new Error(`pack ${ref.path} has no block ${b} of volume ${vol}`);
+        assert(at, `a view sets a block back from a pack that holds it (pack ${ref.path} has no block ${b} of volume ${vol})`);
         const from = Math.max(offset, b * B);
         const to = Math.min(end, (b + 1) * B);
         // A whole block is decoded in place; a part of one through the scratch block.
         const whole = to - from === B;
-        if (!decodeOld(at.section, at.index, whole ? out : this.scratch, whole ? from - offset : 0, B)) {
+        if (!at.section.decode(at.index, 'old', whole ? out : this.scratch, whole ? from - offset : 0, B)) {
           throw corrupt(ref.path, 0, `malformed encoding of block ${b} (volume index ${vol})`);
         }
         if (!whole) this.scratch.copy(out, from - offset, from - b * B, to - b * B);

@@ -9,8 +9,9 @@
 //  72 u64 pack bytes  80 u64 forward bytes  88 u64 backward bytes
 //  96 u64 journal segment of the first record  104 u64 position of the first record
 // 112 u32 CRC32C of the pack header  116..124 zero  124 u32 CRC32C of bytes 0..124
-import { crc32c, getU64, putU64, tag } from '../encoding/fields.js';
+import { tag } from '../encoding/fields.js';
 import { assert, corrupt } from '../errors.js';
+import { FixedRecord } from '../fixed-record.js';
 import { joinPath, type Storage, type StorageFile } from '../storage/storage.js';
 import { lowerBound } from '../sorted.js';
 
@@ -36,41 +37,29 @@ export interface TxEntry {
   packCrc: number;
 }
 
+/** A TxEntry as its fields lie in the entry (the journal position flattened). */
+type TxFields = Omit<TxEntry, 'journal'> & { journalSegment: number; journalPosition: number };
+
+const TX_ENTRY = new FixedRecord<TxFields>({
+  magic: TX_MAGIC, version: TX_VERSION, bytes: TX_ENTRY_BYTES, record: 'entry', format: 'entry',
+  fields: {
+    id: [8, 'u64'], firstSeq: [16, 'u64'], lastSeq: [24, 'u64'], t1: [32, 'f64'], t2: [40, 'f64'],
+    writes: [48, 'u32'], sections: [52, 'u32'], bytesWritten: [56, 'u64'], changedBlocks: [64, 'u64'],
+    packBytes: [72, 'u64'], fwdBytes: [80, 'u64'], bwdBytes: [88, 'u64'],
+    journalSegment: [96, 'u64'], journalPosition: [104, 'u64'], packCrc: [112, 'u32'],
+  },
+});
+
 export function encodeTxEntry(e: TxEntry): Buffer {
-  const b = Buffer.alloc(TX_ENTRY_BYTES);
-  b.writeUInt32LE(TX_MAGIC, 0);
-  b.writeUInt16LE(TX_VERSION, 4);
-  b.writeUInt16LE(TX_ENTRY_BYTES, 6);
-  putU64(b, 8, e.id);
-  putU64(b, 16, e.firstSeq);
-  putU64(b, 24, e.lastSeq);
-  b.writeDoubleLE(e.t1, 32);
-  b.writeDoubleLE(e.t2, 40);
-  b.writeUInt32LE(e.writes, 48);
-  b.writeUInt32LE(e.sections, 52);
-  putU64(b, 56, e.bytesWritten);
-  putU64(b, 64, e.changedBlocks);
-  putU64(b, 72, e.packBytes);
-  putU64(b, 80, e.fwdBytes);
-  putU64(b, 88, e.bwdBytes);
-  putU64(b, 96, e.journal.segment);
-  putU64(b, 104, e.journal.position);
-  b.writeUInt32LE(e.packCrc >>> 0, 112);
-  b.writeUInt32LE(crc32c(b.subarray(0, 124)), 124);
-  return b;
+  const { journal, ...rest } = e;
+  return TX_ENTRY.encode({ ...rest, journalSegment: journal.segment, journalPosition: journal.position });
 }
 
 export function decodeTxEntry(b: Buffer): TxEntry | string {
-  if (b.byteLength < TX_ENTRY_BYTES) return 'incomplete entry';
-  if (b.readUInt32LE(0) !== TX_MAGIC) return 'bad entry magic';
-  if (crc32c(b.subarray(0, 124)) !== b.readUInt32LE(124)) return 'entry checksum mismatch';
-  if (b.readUInt16LE(4) !== TX_VERSION) return `entry version ${b.readUInt16LE(4)} is not supported`;
-  return {
-    id: getU64(b, 8), firstSeq: getU64(b, 16), lastSeq: getU64(b, 24), t1: b.readDoubleLE(32), t2: b.readDoubleLE(40),
-    writes: b.readUInt32LE(48), sections: b.readUInt32LE(52), bytesWritten: getU64(b, 56), changedBlocks: getU64(b, 64),
-    packBytes: getU64(b, 72), fwdBytes: getU64(b, 80), bwdBytes: getU64(b, 88),
-    journal: { segment: getU64(b, 96), position: getU64(b, 104) }, packCrc: b.readUInt32LE(112),
-  };
+  const f = TX_ENTRY.decode(b);
+  if (typeof f === 'string') return f;
+  const { journalSegment, journalPosition, ...rest } = f;
+  return { ...rest, journal: { segment: journalSegment, position: journalPosition } };
 }
 
 export class TransactionIndex {

@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/encoding/fields.js';
 import { RewindError } from '../../src/errors.js';
-import { decodeBlock } from '../../src/increment/codec.js';
+import { decodeBlock, sectionBodyBytes } from '../../src/increment/block-encoding.js';
 import {
-  encodePackHeader, encodeSectionHeader, listPacks, packName, PACK_HEADER_BYTES, readPack, SECTION_HEADER_BYTES, sectionBodyBytes, type PackHeader,
+  encodePackHeader, encodeSectionHeader, listPacks, packName, PACK_HEADER_BYTES, readPack, SECTION_HEADER_BYTES, type PackHeader,
 } from '../../src/increment/pack.js';
 import { encodedBlockBytesMax } from '../../src/kernels/format.js';
 import { deltaEncode, zeroRunEncode } from '../../src/kernels/reference.js';
