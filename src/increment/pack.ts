@@ -17,7 +17,7 @@
 //   (the body and the block encoding are src/increment/block-encoding.ts's)
 import { crc32c, getU64, seqName, tag } from '../encoding/fields.js';
 import { assert, corrupt } from '../errors.js';
-import { FixedRecord } from '../fixed-record.js';
+import { FixedRecord } from '../encoding/fixed-record.js';
 import { joinPath, readWholeFile, type Storage } from '../storage/storage.js';
 import { decodeSectionBlock, sectionBodyBytes, sectionLayout, type SectionLayout } from './block-encoding.js';
 

@@ -11,7 +11,7 @@
 // 112 u32 CRC32C of the pack header  116..124 zero  124 u32 CRC32C of bytes 0..124
 import { tag } from '../encoding/fields.js';
 import { assert, corrupt } from '../errors.js';
-import { FixedRecord } from '../fixed-record.js';
+import { FixedRecord } from '../encoding/fixed-record.js';
 import { joinPath, type Storage, type StorageFile } from '../storage/storage.js';
 import { lowerBound } from '../sorted.js';
 

@@ -5,8 +5,8 @@
 // A record kind declares its fields once, as a table of byte offset and type; encode and decode
 // both follow that table, so the byte table at the top of a format's file and its code say the
 // same thing in one place each. Bytes no field covers are written as zero.
-import { crc32c, getU64, putU64 } from './encoding/fields.js';
-import { assert } from './errors.js';
+import { crc32c, getU64, putU64 } from './fields.js';
+import { assert } from '../errors.js';
 
 export type FieldType = 'u16' | 'u32' | 'u64' | 'f64';
 
