@@ -14,19 +14,10 @@ import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
 import { lowerBound } from '../search.js';
+import type { ClosedWindow } from '../window/closed-window.js';
 
 /** Runs of blocks up to this size are read and written synchronously; larger ones on the I/O pool. */
 export const SYNC_IO_BYTES_MAX = 64 * 1024;
-
-export interface ClosedWindow {
-  id: number;
-  firstSeq: number;
-  lastSeq: number;
-  t1: number;
-  t2: number;
-  bytes: number;
-  records: RecordRef[];
-}
 
 /** Where one section of a pack lies, enough to apply it or read it back. */
 export interface SectionPlacement {

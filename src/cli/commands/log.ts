@@ -1,12 +1,12 @@
 import type { Io } from '../main.js';
-import { openStoreReader } from '../../reader.js';
+import { openStoreReader } from '../../store/reader.js';
 import { formatBytes } from '../../units.js';
 import { EXIT } from '../exit-codes.js';
 
 export async function logCommand(io: Io, store: string, opts: { json?: boolean }): Promise<number> {
   const reader = await openStoreReader(store);
   try {
-    const log = reader.history.log();
+    const log = reader.log();
     if (opts.json) {
       io.out(JSON.stringify(log) + '\n');
       return EXIT.OK;
