@@ -1,7 +1,9 @@
 // rewind as a library: the public API.
-export { Store, initStore, type StoreOptions, type InitOptions } from './store.js';
-export { openStoreReader, type StoreReader } from './reader.js';
-export { History, type StatusReport, type LogEntry, type Progress } from './restore/history.js';
+export { Store, type StoreOptions } from './store/store.js';
+export { initStore, type InitOptions } from './store/init.js';
+export { openStoreReader, type StoreReader } from './store/reader.js';
+export type { StatusReport, LogEntry } from './store/status.js';
+export { History, type Progress } from './restore/history.js';
 export { PointInTimeView } from './restore/view.js';
 export type { Target } from './restore/target.js';
 export { RewindError, type RewindErrorCode } from './errors.js';

@@ -1,6 +1,6 @@
 // The shape of the read-only report commands (status, log): open the store alongside any writer,
 // take one report from it, print it as one JSON document (--json) or as text, close.
-import { openStoreReader, type StoreReader } from '../reader.js';
+import { openStoreReader, type StoreReader } from '../store/reader.js';
 import { EXIT } from './exit-codes.js';
 import type { Io } from './io.js';
 

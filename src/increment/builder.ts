@@ -16,16 +16,7 @@ import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
 import { lowerBound } from '../sorted.js';
-
-export interface ClosedWindow {
-  id: number;
-  firstSeq: number;
-  lastSeq: number;
-  t1: number;
-  t2: number;
-  bytes: number;
-  records: RecordRef[];
-}
+import type { ClosedWindow } from '../window/closed-window.js';
 
 export interface BuiltPack {
   name: string;

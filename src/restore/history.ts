@@ -1,50 +1,24 @@
-// The read side of a store: resolve a target, open a point-in-time view, restore a volume to a file,
-// report status and the transaction log. Shared by the writer (in-process, views stay live while
-// windows are applied) and by readers in other processes (the CLI while `rewind serve` runs).
+// The read side of a store's past: resolve a target, open a point-in-time view, restore a volume to
+// a file. Shared by the writer (in-process, views stay live while windows are applied) and by
+// readers in other processes (the CLI while `rewind serve` runs). Status and the transaction log are
+// the store's (store/status.ts).
 import type { StoreConfig } from '../config.js';
 import type { JournalReader } from '../journal/reader.js';
 import { readAsync, writeAsync, type Storage, type StorageFile } from '../storage/storage.js';
-import type { TransactionIndex, TxEntry } from '../transactions/transactions.js';
+import type { TransactionIndex } from '../transactions/transactions.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import type { Catalog } from './catalog.js';
 import { PackCache } from './pack-cache.js';
 import { resolveTarget, type Target } from './target.js';
 import { PointInTimeView } from './view.js';
-import { isoTime } from '../units.js';
 import { badArgument, corrupt } from '../errors.js';
 import { PackStream } from './pack-stream.js';
 import { BlockSet, RollbackBlocks, sectionsOf } from './rollback.js';
 
 export interface HistoryState {
   lastSeq(): number;
-  lastTime(): number;
   appliedSeq(): number;
   now(): number;
-}
-
-export interface StatusReport {
-  lastSeq: number;
-  lastTime: string | null;
-  appliedSeq: number;
-  transactions: number;
-  volumes: { name: string; size: number }[];
-  blockSize: number;
-  window: string;
-  createdAt: string;
-}
-
-export interface LogEntry {
-  id: number;
-  firstSeq: number;
-  lastSeq: number;
-  t1: string;
-  t2: string;
-  writes: number;
-  bytesWritten: number;
-  changedBlocks: number;
-  forwardBytes: number;
-  backwardBytes: number;
-  packBytes: number;
 }
 
 export type Progress = (doneBytes: number, totalBytes: number) => void;
@@ -268,29 +242,4 @@ export class History {
       syncs.check();
     }
   }
-
-  status(): StatusReport {
-    const lastTime = this.state.lastTime();
-    return {
-      lastSeq: this.state.lastSeq(),
-      lastTime: this.state.lastSeq() > 0 ? isoTime(lastTime) : null,
-      appliedSeq: this.state.appliedSeq(),
-      transactions: this.index.entries.length,
-      volumes: this.volumes.volumes.map((v) => ({ name: v.name, size: v.size })),
-      blockSize: this.config.blockSize,
-      window: this.config.window,
-      createdAt: this.config.createdAt,
-    };
-  }
-
-  log(): LogEntry[] {
-    return this.index.entries.map(logEntry);
-  }
-}
-
-export function logEntry(e: TxEntry): LogEntry {
-  return {
-    id: e.id, firstSeq: e.firstSeq, lastSeq: e.lastSeq, t1: isoTime(e.t1), t2: isoTime(e.t2), writes: e.writes,
-    bytesWritten: e.bytesWritten, changedBlocks: e.changedBlocks, forwardBytes: e.fwdBytes, backwardBytes: e.bwdBytes, packBytes: e.packBytes,
-  };
 }

@@ -3,7 +3,7 @@
 // "<volume>@time=<ISO>" are point-in-time views, kept correct while new windows are applied.
 import type { ExportProvider, NbdExport } from '../nbd/export.js';
 import { NbdExportError, unknownExport, EXPORT_ERROR_CODES } from '../nbd/export.js';
-import type { Store } from '../store.js';
+import type { Store } from '../store/store.js';
 import { parseTime } from '../units.js';
 import type { Volume } from '../volumes/volume-set.js';
 import { readOnly } from '../errors.js';

@@ -102,7 +102,7 @@ async function runScenario(s: Scenario) {
   for (const l of live) expect(l.view.read(0, l.expected.byteLength).equals(l.expected), `live view ${l.volume}@${l.seq} (seed ${s.seed})`).toBe(true);
 
   // 3. Transactions, times and a few steps.
-  const log = store.history.log();
+  const log = store.log();
   expect(log.length).toBeGreaterThan(3);
   expect(log[0].firstSeq).toBe(1);
   for (let i = 1; i < log.length; i++) expect(log[i].firstSeq).toBe(log[i - 1].lastSeq + 1);

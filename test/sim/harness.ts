@@ -283,7 +283,7 @@ export async function checkRecovered(plan: Plan, storage: SimStorage, clock: Man
     if (!rep.equals(prod)) fail(`after settle replica ${v} differs from production (first at byte ${firstDiff(rep, prod)})`);
   }
   for (let k = 0; k < 4; k++) checkView(names[k % 2], Math.floor(rand() * (L + 1)), 'random seq');
-  const log = store.history.log();
+  const log = store.log();
   if (L > 0 && (log.length === 0 || log[0].firstSeq !== 1 || log[log.length - 1].lastSeq !== L)) fail(`transaction log does not cover seqs 1..${L}`);
   for (let k = 0; k < 3 && log.length > 0; k++) {
     const tx = log[Math.floor(rand() * log.length)];

@@ -1,5 +1,5 @@
 import type { Io } from '../io.js';
-import { initStore } from '../../store.js';
+import { initStore } from '../../store/init.js';
 import { parseSize, formatBytes } from '../../units.js';
 import { parseVolumeSpec } from '../args.js';
 import { progressBar } from '../progress.js';

@@ -1,5 +1,5 @@
 import type { Io } from '../io.js';
-import { openStoreReader } from '../../reader.js';
+import { openStoreReader } from '../../store/reader.js';
 import { describeTarget } from '../../restore/target.js';
 import { formatBytes } from '../../units.js';
 import { parseTarget } from '../args.js';

@@ -1,6 +1,7 @@
 // `rewind serve`: the store's volumes and their past points over NBD, until SIGINT/SIGTERM.
 import type { Io } from '../io.js';
-import { Store, initStore } from '../../store.js';
+import { initStore } from '../../store/init.js';
+import { Store } from '../../store/store.js';
 import { StoreExports } from '../../serve/exports.js';
 import { startNbdServer, type NbdServer } from '../../nbd/server.js';
 import { nodeStorage } from '../../storage/node-storage.js';

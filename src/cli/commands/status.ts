@@ -4,7 +4,7 @@ import { printReport } from '../report.js';
 import { formatBytes } from '../../units.js';
 
 export function statusCommand(io: Io, store: string, opts: { json?: boolean }): Promise<number> {
-  return printReport(io, store, opts, (reader) => reader.history.status(), (s) => {
+  return printReport(io, store, opts, (reader) => reader.status(), (s) => {
     const rows: [string, string][] = [
       ['store', store],
       ['last write', s.lastSeq === 0 ? 'none yet' : `seq ${s.lastSeq} at ${s.lastTime}`],

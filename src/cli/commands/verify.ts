@@ -1,5 +1,5 @@
 import type { Io } from '../io.js';
-import { openStoreReader } from '../../reader.js';
+import { openStoreReader } from '../../store/reader.js';
 import { verifyStore } from '../../verify/verify.js';
 import { formatBytes } from '../../units.js';
 import { EXIT } from '../exit-codes.js';

@@ -1,19 +1,24 @@
 // Opening a store read-only, alongside a writer in another process (`rewind serve`): nothing is
 // locked, recovered or truncated; the reader sees every write acknowledged before it opened.
-import { readConfig } from './config.js';
-import { systemClock, type Clock } from './clock.js';
-import { corrupt } from './errors.js';
-import { JournalReader } from './journal/reader.js';
-import { DirectoryCatalog } from './restore/catalog.js';
-import { History } from './restore/history.js';
-import { nodeStorage } from './storage/node-storage.js';
-import { joinPath, type Storage } from './storage/storage.js';
-import { TransactionIndex } from './transactions/transactions.js';
-import { VolumeSet } from './volumes/volume-set.js';
+import { readConfig } from '../config.js';
+import { systemClock, type Clock } from '../clock.js';
+import { corrupt } from '../errors.js';
+import { JournalReader } from '../journal/reader.js';
+import { DirectoryCatalog } from '../restore/catalog.js';
+import { History } from '../restore/history.js';
+import { nodeStorage } from '../storage/node-storage.js';
+import { joinPath, type Storage } from '../storage/storage.js';
+import { TransactionIndex } from '../transactions/transactions.js';
+import { VolumeSet } from '../volumes/volume-set.js';
+import { statusReport, transactionLog, type LogEntry, type StatusReport } from './status.js';
 
 export interface StoreReader {
   readonly history: History;
   readonly dir: string;
+  /** The newest write, the applied point (as of now: the index is read again), volumes and configuration. */
+  status(): StatusReport;
+  /** The applied transactions, oldest first. */
+  log(): LogEntry[];
   close(): void;
 }
 
@@ -38,7 +43,7 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
   });
   if (stop.kind === 'damaged' && !opts.tolerateDamage) throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
   const catalog = new DirectoryCatalog(storage, joinPath(dir, 'increments'));
-  const history = new History(storage, config, volumes, index, journal, catalog, {
+  const state = {
     lastSeq: () => lastSeq,
     lastTime: () => lastTime,
     appliedSeq: () => {
@@ -46,10 +51,13 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
       return Math.min(index.appliedSeq, lastSeq);
     },
     now: () => clock.now(),
-  });
+  };
+  const history = new History(storage, config, volumes, index, journal, catalog, state);
   return {
     history,
     dir,
+    status: () => statusReport({ config, volumes, index, state }),
+    log: () => transactionLog(index),
     close() {
       journal.closeFiles();
       index.close();

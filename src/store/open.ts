@@ -1,0 +1,106 @@
+// Opening a store for writing: the lock, the volumes, the transaction index, the journal (its tail
+// scanned), the kernel pool, the pack catalog and the production thread, with crash recovery run
+// before the writer sees any of it. If anything fails, what was opened is closed again and the lock
+// released.
+import { readConfig, type StoreConfig } from '../config.js';
+import { systemClock, type Clock } from '../clock.js';
+import { corrupt } from '../errors.js';
+import { packPath } from '../increment/pack.js';
+import { KernelPool } from '../increment/pool.js';
+import { Journal } from '../journal/journal.js';
+import type { RecordRef } from '../journal/reader.js';
+import { LIMITS, type Limits } from '../limits.js';
+import { acquireLock, type StoreLock } from '../lock.js';
+import { MemoryCatalog } from '../restore/catalog.js';
+import { nodeStorage } from '../storage/node-storage.js';
+import { joinPath, type Storage } from '../storage/storage.js';
+import { TransactionIndex } from '../transactions/transactions.js';
+import { ProductionWriter } from '../volumes/production-writer.js';
+import { VolumeSet } from '../volumes/volume-set.js';
+import { recover } from './recovery.js';
+
+export interface StoreOptions {
+  storage?: Storage;
+  clock?: Clock;
+  /** Kernel pool workers (default: one per core). */
+  threads?: number;
+  limits?: Partial<Limits>;
+  /** Close time-based windows on a timer (default: true with the system clock; tests call tick()). */
+  autoTick?: boolean;
+  onWarning?: (message: string) => void;
+  /** How the writer's lock is taken (default: a pid file in the store). Simulations inject their own. */
+  lock?: (dir: string) => StoreLock;
+  /**
+   * Write production volumes on a thread of their own (default: true). Only plain files are (the
+   * storage gives their descriptor); other storage is always written on the event loop.
+   */
+  productionThread?: boolean;
+}
+
+/** Everything a writer opened, recovered and ready to be wired into a Store. */
+export interface OpenedStore {
+  dir: string;
+  config: StoreConfig;
+  storage: Storage;
+  clock: Clock;
+  lock: StoreLock;
+  limits: Limits;
+  volumes: VolumeSet;
+  index: TransactionIndex;
+  journal: Journal;
+  pool: KernelPool;
+  catalog: MemoryCatalog;
+  /** Null when production is written on the event loop. */
+  productionWriter: ProductionWriter<RecordRef> | null;
+  autoTick: boolean;
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Opens and recovers the store at `dir`, then hands the parts and the journaled writes still to be
+ * windowed (in seq order) to `wire`. Closes everything and releases the lock if opening or `wire` fails.
+ */
+export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (parts: OpenedStore, unapplied: RecordRef[]) => T): Promise<T> {
+  const storage = opts.storage ?? nodeStorage;
+  const clock = opts.clock ?? systemClock;
+  const config = readConfig(storage, dir);
+  const limits: Limits = { ...LIMITS, ...opts.limits };
+  const lock = (opts.lock ?? acquireLock)(dir);
+  const opened: { close(): void | Promise<void> }[] = [];
+  try {
+    const volumes = new VolumeSet(storage, dir, config, true);
+    opened.push(volumes);
+    const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), true);
+    opened.push(index);
+    const tail: RecordRef[] = [];
+    const journal = await Journal.open(storage, joinPath(dir, 'journal'), { segmentBytesMax: limits.segmentBytesMax, onWarning: opts.onWarning }, index.last?.journal, (r) => tail.push(r));
+    opened.push({ close: () => journal.close() });
+    if (journal.lastSeq < index.appliedSeq) {
+      throw corrupt(joinPath(dir, 'journal'), 0, `journal ends at seq ${journal.lastSeq} but transactions are applied up to seq ${index.appliedSeq}`);
+    }
+    const pool = new KernelPool({ threads: opts.threads, blockSize: config.blockSize, chunkBytes: limits.chunkBytes, windowBytesMax: limits.windowBytesMax, windowWritesMax: limits.windowWritesMax });
+    opened.push({ close: () => pool.close() });
+    const catalog = new MemoryCatalog();
+    const incDir = joinPath(dir, 'increments');
+    for (const e of index.entries) catalog.add({ firstSeq: e.firstSeq, lastSeq: e.lastSeq, path: packPath(incDir, e.firstSeq, e.lastSeq) });
+    const replica = { storage, blockSize: config.blockSize, volumes, pool };
+    const unapplied = await recover({ dir, storage, volumes, index, journal, catalog, replica }, tail, lock.unclean);
+    let productionWriter: ProductionWriter<RecordRef> | null = null;
+    if (opts.productionThread !== false && volumes.volumes.some((v) => v.production?.osFd !== undefined)) {
+      const writer = (productionWriter = new ProductionWriter<RecordRef>());
+      opened.push({ close: () => writer.terminate() });
+    }
+    const autoTick = opts.autoTick ?? clock === systemClock;
+    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, onWarning: opts.onWarning }, unapplied);
+  } catch (err) {
+    for (const o of opened.reverse()) {
+      try {
+        await o.close();
+      } catch {
+        // the original error is the one to report
+      }
+    }
+    lock.release();
+    throw err;
+  }
+}

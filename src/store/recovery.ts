@@ -1,0 +1,66 @@
+// Crash recovery, run when a writer opens the store: a pack left complete but without its index
+// entry is applied again and entered (the replica may hold part of it); production is brought to the
+// journal (rebuilt from the replica first when the last writer did not close cleanly); and the
+// journaled writes not applied yet are returned, to be windowed again.
+import { listPacks, readPack } from '../increment/pack.js';
+import { sectionPlacements } from '../increment/sections.js';
+import type { Journal } from '../journal/journal.js';
+import type { RecordRef } from '../journal/reader.js';
+import { applyForward, syncReplicas, type ReplicaContext } from '../replica/replica.js';
+import type { MemoryCatalog } from '../restore/catalog.js';
+import { joinPath, type Storage } from '../storage/storage.js';
+import type { TransactionIndex } from '../transactions/transactions.js';
+import type { VolumeSet } from '../volumes/volume-set.js';
+import { recordApplied } from './apply.js';
+import { copyVolumeBytes } from './init.js';
+
+export interface RecoveryContext {
+  dir: string;
+  storage: Storage;
+  volumes: VolumeSet;
+  index: TransactionIndex;
+  journal: Journal;
+  catalog: MemoryCatalog;
+  replica: ReplicaContext;
+}
+
+/**
+ * Redo after a crash: finish a window whose pack was written, bring production to the journal.
+ * `tail` is every record the journal holds from the last applied window on; `unclean` says the last
+ * writer did not close the store. Returns the records still to be windowed and applied, in seq order.
+ */
+export async function recover(ctx: RecoveryContext, tail: RecordRef[], unclean: boolean): Promise<RecordRef[]> {
+  const { storage, index, journal } = ctx;
+  const incDir = joinPath(ctx.dir, 'increments');
+  for (const name of storage.list(incDir)) if (name.endsWith('.tmp')) storage.remove(joinPath(incDir, name));
+  for (const p of listPacks(storage, incDir)) {
+    if (p.lastSeq <= index.appliedSeq) continue;
+    const path = joinPath(incDir, p.name);
+    const first = tail.find((r) => r.seq === p.firstSeq);
+    if (p.firstSeq !== index.appliedSeq + 1 || p.lastSeq > journal.lastSeq || !first) {
+      storage.remove(path);
+      continue;
+    }
+    // A pack is complete once it exists (written under a temporary name); the replica may be partly updated: redo.
+    const pack = readPack(storage, path);
+    ctx.catalog.add({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path });
+    await syncReplicas(ctx.replica, await applyForward(ctx.replica, path, sectionPlacements(pack)));
+    const h = pack.header;
+    // Its transaction id is the next one: windows are entered in order and none is queued yet.
+    await recordApplied(index, { id: index.entries.length + 1, firstSeq: h.firstSeq, lastSeq: h.lastSeq, t1: h.t1, t2: h.t2, bytes: h.bytesWritten, records: [first] }, {
+      sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: pack.bytes, headerCrc: pack.headerCrc,
+    });
+  }
+  const applied = index.appliedSeq;
+  const unapplied = tail.filter((r) => r.seq > applied);
+  if (unclean) {
+    // Production may hold writes the journal lost, or lack writes it has: rebuild it from the replica and the journal.
+    for (const v of ctx.volumes.volumes) copyVolumeBytes(v.replica, v.production!, v.size);
+  }
+  for (const r of unapplied) {
+    const v = ctx.volumes.byIndex(r.volume);
+    v.production!.write(journal.reader.payload(r), r.offset);
+  }
+  await Promise.all(ctx.volumes.volumes.map((v) => v.production!.sync()));
+  return unapplied;
+}

@@ -1,0 +1,256 @@
+// The store: rewind's engine as a library. It owns a store directory and wires the data flow of the
+// design: capture (journal, then production) -> window closer -> apply pipeline (pack built on the
+// kernel pool and made durable, replica updated, transaction index entry). Reads of the past go
+// through `history` (views, restores); `status()` and `log()` report on the store.
+import type { StoreConfig } from '../config.js';
+import type { Clock } from '../clock.js';
+import { closed } from '../errors.js';
+import type { KernelPool } from '../increment/pool.js';
+import type { Journal } from '../journal/journal.js';
+import type { Limits } from '../limits.js';
+import type { StoreLock } from '../lock.js';
+import { History, type Progress } from '../restore/history.js';
+import { joinPath } from '../storage/storage.js';
+import type { TransactionIndex } from '../transactions/transactions.js';
+import type { VolumeSet } from '../volumes/volume-set.js';
+import { ApplyPipeline } from './apply.js';
+import { Capture } from './capture.js';
+import { openWriter, type OpenedStore, type StoreOptions } from './open.js';
+import { Production } from './production.js';
+import { statusReport, transactionLog, type LogEntry, type StatusReport } from './status.js';
+import { WindowCloser } from './windows.js';
+
+export type { StoreOptions, StoreLock };
+
+export class Store {
+  readonly dir: string;
+  readonly config: StoreConfig;
+  readonly volumes: VolumeSet;
+  readonly limits: Limits;
+  readonly history: History;
+  private readonly clock: Clock;
+  private readonly lock: StoreLock;
+  private readonly index: TransactionIndex;
+  private readonly journal: Journal;
+  private readonly pool: KernelPool;
+  private readonly state: { lastSeq(): number; lastTime(): number; appliedSeq(): number; now(): number };
+  private readonly production: Production;
+  private readonly pipeline: ApplyPipeline;
+  private readonly windows: WindowCloser;
+  private readonly capture: Capture;
+  private closing = false;
+  private isClosed = false;
+
+  private constructor(o: OpenedStore) {
+    this.dir = o.dir;
+    this.config = o.config;
+    this.volumes = o.volumes;
+    this.limits = o.limits;
+    this.clock = o.clock;
+    this.lock = o.lock;
+    this.index = o.index;
+    this.journal = o.journal;
+    this.pool = o.pool;
+    this.state = {
+      lastSeq: () => this.journal.lastSeq,
+      lastTime: () => this.journal.lastTime,
+      appliedSeq: () => this.index.appliedSeq,
+      now: () => this.clock.now(),
+    };
+    this.history = new History(o.storage, o.config, o.volumes, o.index, o.journal.reader, o.catalog, this.state);
+    this.production = new Production(o.volumes, o.journal.reader, o.productionWriter, o.onWarning);
+    const replica = { storage: o.storage, blockSize: o.config.blockSize, volumes: o.volumes, pool: o.pool };
+    this.pipeline = new ApplyPipeline({
+      journal: o.journal,
+      index: o.index,
+      catalog: o.catalog,
+      builder: { ...replica, dir: joinPath(o.dir, 'increments'), journal: o.journal.reader },
+      replica,
+      redoProduction: () => this.production.redoFailed(),
+      onWarning: o.onWarning,
+    });
+    this.windows = new WindowCloser({
+      spec: o.config.window,
+      limits: o.limits,
+      clock: o.clock,
+      firstTxId: o.index.entries.length + 1,
+      autoTick: o.autoTick,
+      onTimer: () => this.tick(),
+      onClosed: (w) => this.pipeline.enqueue(w),
+    });
+    this.capture = new Capture({
+      journal: o.journal,
+      clock: o.clock,
+      windows: this.windows,
+      production: this.production,
+      pipeline: this.pipeline,
+      pendingBytesMax: o.limits.pendingBytesMax,
+      checkWritable: () => this.checkWritable(),
+    });
+  }
+
+  /** Opens a store for writing, recovering from a crash if the last writer did not close it. */
+  static open(dir: string, opts: StoreOptions = {}): Promise<Store> {
+    return openWriter(dir, opts, (parts, unapplied) => {
+      const store = new Store(parts);
+      // Re-window what was captured but not applied, within the window limits.
+      for (const r of unapplied) store.windows.replay(r);
+      store.windows.close(parts.clock.now());
+      return store;
+    });
+  }
+
+  /** Last sequence number written (every write up to it is in the journal and on production). */
+  get lastSeq(): number {
+    return this.journal.lastSeq;
+  }
+
+  /** Last sequence number applied to the replica. */
+  get appliedSeq(): number {
+    return this.index.appliedSeq;
+  }
+
+  /**
+   * Captures one write: journals it with its indicia, then writes production. Resolves with its
+   * sequence number. `data` may be reused by the caller as soon as the call returns.
+   */
+  write(volume: string, offset: number, data: Uint8Array): Promise<number> {
+    try {
+      const seq = this.writeNow(volume, offset, data);
+      if (seq !== null) return Promise.resolve(seq);
+      return this.capture.whenRoom(this.volumes.byName(volume), offset, Buffer.from(data));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The same as write(), done before returning: the sequence number, or null when the write has to
+   * wait (closed windows pending over the limit) and must go through write(). Throws what write()
+   * rejects with. For callers on a hot path (the NBD server) that can skip a promise.
+   */
+  writeNow(volume: string, offset: number, data: Uint8Array): number | null {
+    this.checkWritable();
+    const v = this.volumes.byName(volume);
+    this.volumes.checkRange(v, offset, data.byteLength, this.limits.writeBytesMax);
+    return this.capture.tryNow(v, offset, data);
+  }
+
+  /**
+   * Reads production: every write captured so far, as the application sees its volume. Waits
+   * (blocking, briefly) for queued production writes. Bytes past the end of a shorter file are zeros.
+   */
+  read(volume: string, offset: number, length: number): Buffer {
+    if (this.isClosed) throw closed(`store ${this.dir}`);
+    const v = this.volumes.byName(volume);
+    this.volumes.checkRange(v, offset, length, this.limits.writeBytesMax);
+    return this.production.read(v, offset, length);
+  }
+
+  /**
+   * Makes every write captured before the call durable (group commit), and puts it in the production
+   * files. Under the marker policy, ends the window.
+   */
+  async flush(): Promise<void> {
+    this.checkWritable();
+    // Production files hold every write captured so far once a flush returns (not durably: see close).
+    this.production.barrier();
+    if (this.windows.closesAtFlush()) this.windows.close(this.clock.now());
+    await this.journal.flush();
+  }
+
+  /** Ends the open window here, whatever the policy. Returns its transaction id, or null if it was empty. */
+  markWindow(): number | null {
+    this.checkWritable();
+    return this.windows.close(this.clock.now());
+  }
+
+  /** Closes the open window if its time is up (called by the timer, or by tests driving a manual clock). */
+  tick(): void {
+    if (this.isClosed || this.pipeline.failure) return;
+    this.windows.tick();
+  }
+
+  /** Resolves when every closed window is applied (the replica stands at the last closed window). */
+  drain(): Promise<void> {
+    return this.pipeline.drain();
+  }
+
+  /** Ends the open window and waits until the replica includes every write so far. */
+  async settle(): Promise<void> {
+    this.markWindow();
+    await this.drain();
+  }
+
+  /** The newest write, the applied point, volumes and configuration. */
+  status(): StatusReport {
+    return statusReport({ config: this.config, volumes: this.volumes, index: this.index, state: this.state });
+  }
+
+  /** The applied transactions, oldest first. */
+  log(): LogEntry[] {
+    return transactionLog(this.index);
+  }
+
+  /** Convenience: restore a volume to a file. */
+  restore(volume: string, target: Parameters<History['restore']>[1], outPath: string, progress?: Progress) {
+    return this.history.restore(volume, target, outPath, progress);
+  }
+
+  private checkWritable(): void {
+    if (this.isClosed || this.closing) throw closed(`store ${this.dir}`);
+    if (this.pipeline.failure) throw this.pipeline.failure;
+  }
+
+  /** Ends the open window, applies everything, makes it all durable and releases the store. */
+  async close(): Promise<void> {
+    if (this.isClosed || this.closing) return;
+    this.closing = true;
+    this.pipeline.stopRetrying();
+    this.windows.stopTimer();
+    let error: unknown = null;
+    try {
+      if (!this.pipeline.failure) {
+        this.windows.close(this.clock.now());
+        await this.drain();
+      }
+    } catch (err) {
+      error = err;
+    }
+    await this.pipeline.stopped();
+    try {
+      await this.journal.close();
+      await this.production.close();
+    } catch (err) {
+      error ??= err;
+    }
+    await this.production.terminate();
+    await this.pool.close();
+    this.index.close();
+    this.volumes.close();
+    this.isClosed = true;
+    // A store left after a failure is recovered (not trusted as clean) by the next writer.
+    if (!error && !this.pipeline.failure) this.lock.release();
+    if (error) throw error;
+  }
+
+  /**
+   * Stops at once, as a crash would: no window is closed, nothing is synced, the lock is kept (so the
+   * next writer recovers). For tests and simulations.
+   */
+  async abort(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.windows.stopTimer();
+    this.pipeline.halt(closed(`store ${this.dir}`));
+    await this.production.terminate();
+    await this.pool.close();
+    for (const f of [() => this.index.close(), () => this.volumes.close(), () => this.journal.abandon()]) {
+      try {
+        f();
+      } catch {
+        // a crash does not clean up
+      }
+    }
+  }
+}
