@@ -14,6 +14,7 @@ import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
 import { lowerBound } from '../search.js';
+import { BLOCK_NUMBER_BYTES, FRAGMENT_BYTES, RECORD_ENTRY_BYTES, sectionBodyLayout } from '../kernels/layout.js';
 
 /** Runs of blocks up to this size are read and written synchronously; larger ones on the I/O pool. */
 export const SYNC_IO_BYTES_MAX = 64 * 1024;
@@ -147,7 +148,7 @@ async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<
   const map: PayloadMap = new Uint32Array(w.records.length);
   const table = pool.recordTable;
   assert(w.records.length <= table.entries, `window ${w.id} has at most ${table.entries} writes`);
-  const view = new DataView(pool.memory.buffer as ArrayBuffer, table.ptr, w.records.length * 12);
+  const view = new DataView(pool.memory.buffer as ArrayBuffer, table.ptr, w.records.length * RECORD_ENTRY_BYTES);
   let cursor = 0;
   let i = 0;
   while (i < w.records.length) {
@@ -171,9 +172,9 @@ async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<
       const r = w.records[k];
       const ptr = region.ptr + cursor + (r.position - start) + RECORD_HEADER_BYTES;
       map[k] = ptr;
-      view.setUint32(12 * k, ptr, true);
-      view.setUint32(12 * k + 4, r.length, true);
-      view.setUint32(12 * k + 8, r.payloadCrc, true);
+      view.setUint32(RECORD_ENTRY_BYTES * k, ptr, true);
+      view.setUint32(RECORD_ENTRY_BYTES * k + 4, r.length, true);
+      view.setUint32(RECORD_ENTRY_BYTES * k + 8, r.payloadCrc, true);
     }
     cursor += end - start;
     i = j + 1;
@@ -256,12 +257,12 @@ async function buildChunk(
     await Promise.all(reads);
   }
   // Fragment table: new = old, then every write clipped to this chunk, in sequence order.
-  const table = pool.buffer(slot.table, slot.tableEntries * 12);
+  const table = pool.buffer(slot.table, slot.tableEntries * FRAGMENT_BYTES);
   let count = 0;
   const push = (dst: number, from: number, len: number) => {
-    table.writeUInt32LE(dst, count * 12);
-    table.writeUInt32LE(from, count * 12 + 4);
-    table.writeUInt32LE(len, count * 12 + 8);
+    table.writeUInt32LE(dst, count * FRAGMENT_BYTES);
+    table.writeUInt32LE(from, count * FRAGMENT_BYTES + 4);
+    table.writeUInt32LE(len, count * FRAGMENT_BYTES + 8);
     count++;
   };
   push(slot.newBlocks, slot.oldBlocks, n * B);
@@ -281,7 +282,7 @@ async function buildChunk(
     }
   }
   // Block numbers lead the section body.
-  const body = pool.buffer(slot.out, 8 * n);
-  for (let i = 0; i < n; i++) putU64(body, 8 * i, chunkBlocks[i]);
-  return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.table })) as BuildResult;
+  const body = pool.buffer(slot.out + sectionBodyLayout(n).blockNumbers, BLOCK_NUMBER_BYTES * n);
+  for (let i = 0; i < n; i++) putU64(body, BLOCK_NUMBER_BYTES * i, chunkBlocks[i]);
+  return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.scratch })) as BuildResult;
 }

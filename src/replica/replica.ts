@@ -6,6 +6,7 @@ import { readAsync, writeAsync, type Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from '../increment/builder.js';
 import type { KernelPool } from '../increment/pool.js';
+import { sectionBodyLayout } from '../kernels/layout.js';
 
 export interface ReplicaContext {
   storage: Storage;
@@ -28,8 +29,9 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
       const job = (async () => {
         const mem = pool.bytes();
         if ((await readAsync(file, mem, s.bodyPos, slot.out, s.bodyBytes)) !== s.bodyBytes) throw corrupt(packPath, s.bodyPos, 'section cut short');
-        const offsets = slot.out + 8 * n;
-        const enc = offsets + 8 * (n + 1);
+        const body = sectionBodyLayout(n);
+        const offsets = slot.out + body.fwdOffsets;
+        const enc = slot.out + body.encodings;
         const rc = (await pool.run({ kind: 'decode', enc, encLen: s.fwdBytes, offsets, blockCount: n, dst: slot.newBlocks, blockSize: B, xorMode: 0 })) as number;
         if (rc !== 0) throw corrupt(packPath, s.bodyPos, `malformed forward encoding of block ${s.blocks[-rc - 1]}`);
         const replica = ctx.volumes.byIndex(s.volume).replica;
