@@ -9,13 +9,21 @@
 
 import { CRC32C_TABLE } from "./crc32c-table";
 
-// Callers own memory from here upward; static data (tables, abort strings) sits below.
-const HEAP_START: usize = 65536;
+// The layout constants this module compiles in, exported (as immutable globals) so the host checks
+// at load that they are the ones it declares in src/kernels/layout.ts and src/kernels/format.ts.
+// Callers own memory from HEAP_START upward; static data (tables, abort strings) sits below.
+export const HEAP_START: usize = 65536;
+// A coalesce fragment: u32 dst, u32 src, u32 len.
+export const FRAGMENT_BYTES: usize = 12;
+// The encoding's unit (one v128) and its token header (u32 zeroBytes, u32 literalBytes).
+export const CHUNK_BYTES: usize = 16;
+export const TOKEN_HEADER_BYTES: usize = 8;
 
 // Marker types selecting the encoder's input at compile time.
 type Plain = u8; // encode the bytes at `a`
 type Delta = u16; // encode a XOR b, never materialised
 
+// The end of the static data, which must lie at or below HEAP_START.
 export function heapBase(): usize {
   return __heap_base;
 }
@@ -26,10 +34,9 @@ export function heapBase(): usize {
 
 export function xor(dst: usize, a: usize, b: usize, len: usize): void {
   if (ASC_FEATURE_SIMD) {
-    // Interleaved load/xor/store measured faster than all-loads-first: 42 against 28 GB/s
-    // at 256 KiB, 11.2 against 10.3 at 1 MiB (2026-11-25); one induction variable or 4x
-    // unrolling, the same. At 1 MiB three buffers (3 MiB) outgrow the 2 MiB L2 and only
-    // reading a, b and dst, storing nothing, runs at the same 11.2 GB/s: the loop is not the limit.
+    // Interleaved load/xor/store measured faster than all loads first; one induction variable
+    // or 4x unrolling made no difference. Once the three buffers outgrow the L2, merely reading
+    // them runs as fast as this loop: the cache, not the loop, is the limit (README, Performance).
     let n = len >>> 7;
     while (n) {
       v128.store(dst, v128.xor(v128.load(a), v128.load(b)));
@@ -102,7 +109,7 @@ export function xor(dst: usize, a: usize, b: usize, len: usize): void {
 export function coalesce(table: usize, count: usize): void {
   const memEnd = <u64>memory.size() << 16;
   for (let i: usize = 0; i < count; i++) {
-    const entry = table + i * 12;
+    const entry = table + i * FRAGMENT_BYTES;
     const d = <usize>load<u32>(entry);
     const s = <usize>load<u32>(entry, 4);
     const l = <usize>load<u32>(entry, 8);
@@ -191,10 +198,10 @@ function encodeBlockSimd<T>(a: usize, b: usize, blockSize: usize, o: usize): usi
       if (v128.any_true(v128.or(v128.or(c0, c1), v128.or(c2, c3)))) break;
       p += 64;
     }
-    while (p < blockSize && !v128.any_true(chunkAt<T>(a, b, p))) p += 16;
+    while (p < blockSize && !v128.any_true(chunkAt<T>(a, b, p))) p += CHUNK_BYTES;
     const header = o;
     store<u32>(header, <u32>(p - zeroStart));
-    o += 8;
+    o += TOKEN_HEADER_BYTES;
 
     // Literal run: copy 64 bytes at a time while all four chunks are non-zero.
     const literalStart = p;
@@ -229,8 +236,8 @@ function encodeBlockSimd<T>(a: usize, b: usize, blockSize: usize, o: usize): usi
       const c = chunkAt<T>(a, b, p);
       if (!v128.any_true(c)) break;
       v128.store(o, c);
-      o += 16;
-      p += 16;
+      o += CHUNK_BYTES;
+      p += CHUNK_BYTES;
     }
     store<u32>(header, <u32>(p - literalStart), 4);
   } while (p < blockSize);
@@ -250,11 +257,11 @@ function encodeBlockScalar<T>(a: usize, b: usize, blockSize: usize, o: usize): u
         hi ^= load<u64>(b + p, 8);
       }
       if (lo | hi) break;
-      p += 16;
+      p += CHUNK_BYTES;
     }
     const header = o;
     store<u32>(header, <u32>(p - zeroStart));
-    o += 8;
+    o += TOKEN_HEADER_BYTES;
 
     const literalStart = p;
     while (p < blockSize) {
@@ -267,8 +274,8 @@ function encodeBlockScalar<T>(a: usize, b: usize, blockSize: usize, o: usize): u
       if (!(lo | hi)) break;
       store<u64>(o, lo);
       store<u64>(o, hi, 8);
-      o += 16;
-      p += 16;
+      o += CHUNK_BYTES;
+      p += CHUNK_BYTES;
     }
     store<u32>(header, <u32>(p - literalStart), 4);
   } while (p < blockSize);
@@ -308,10 +315,10 @@ function decodeBlock(enc: usize, encLen: usize, dst: usize, blockSize: usize, xo
   let covered: usize = 0;
   let used: usize = 0;
   while (covered < blockSize) {
-    if (encLen - used < 8) return -1;
+    if (encLen - used < TOKEN_HEADER_BYTES) return -1;
     const zeroBytes = <usize>load<u32>(enc + used);
     const literalBytes = <usize>load<u32>(enc + used, 4);
-    used += 8;
+    used += TOKEN_HEADER_BYTES;
     const room = blockSize - covered;
     // An empty token is never produced and would only pad hostile input.
     if (zeroBytes == 0 && literalBytes == 0) return -1;
@@ -331,8 +338,7 @@ function decodeBlock(enc: usize, encLen: usize, dst: usize, blockSize: usize, xo
 
 // ---------------------------------------------------------------------------------------
 // CRC-32C (Castagnoli, reflected), slice-by-16: sixteen independent table loads per step
-// hide the load latency that bounds slice-by-8 (~1.7 GB/s here). Wasm has no carry-less
-// multiply, so tables it is. Chainable: crc32c(b, crc32c(a, 0)) equals crc32c(a ‖ b, 0),
+// hide the load latency that bounds slice-by-8. Wasm has no carry-less multiply, so tables it is. Chainable: crc32c(b, crc32c(a, 0)) equals crc32c(a ‖ b, 0),
 // like @node-rs/crc32's crc32c(buf, initialState).
 
 export function crc32c(ptr: usize, len: usize, seed: u32): u32 {

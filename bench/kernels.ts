@@ -5,7 +5,8 @@
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 import { Bench } from 'tinybench';
 import { encodedBlockBytesMax } from '../src/kernels/format.js';
-import { KERNEL_HEAP_START, createSharedMemory, loadKernels, type KernelVariant } from '../src/kernels/kernels.js';
+import { createSharedMemory, loadKernels, type KernelVariant } from '../src/kernels/kernels.js';
+import { KERNEL_HEAP_START } from '../src/kernels/layout.js';
 import * as ref from '../src/kernels/reference.js';
 import { prng } from '../src/prng.js';
 import { isMain } from './main-module.js';

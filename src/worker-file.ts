@@ -3,15 +3,16 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assert } from './errors.js';
 
 /**
  * The path of `name` (a .js file beside the calling module once compiled), for the module at
- * `moduleUrl` (its import.meta.url) in `srcDir` (its folder under src/, e.g. 'increment'). Throws
- * when it is not built, naming `what`.
+ * `moduleUrl` (its import.meta.url) in `srcDir` (its folder under src/, e.g. 'increment'). A file
+ * not built is a broken installation: an INVARIANT error naming `what`.
  */
 export function compiledWorkerFile(moduleUrl: string, srcDir: string, name: string, what: string): string {
   const here = fileURLToPath(moduleUrl);
   const file = here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src', srcDir, name) : join(dirname(here), name);
-  if (!existsSync(file)) throw new Error(`${what} ${file} is missing: run \`npm run build\``);
+  assert(existsSync(file), `${what} ${file} is built (run \`npm run build\`)`);
   return file;
 }

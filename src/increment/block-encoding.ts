@@ -14,11 +14,13 @@
 //   | forward encodings | backward encodings
 // Offsets are relative to the start of their encodings. Bit 31 of a backward offset (i < n) says
 // which backward encoding block i has: set, the old block itself; clear, old XOR new.
-import { TOKEN_HEADER_BYTES } from '../kernels/format.js';
+import { OFFSET_BYTES, TOKEN_HEADER_BYTES } from '../kernels/format.js';
 
 /** Bit 31 of a backward offset: the encoding is of the old block itself, not of old XOR new. */
 export const BACKWARD_RAW = 0x8000_0000;
 export const OFFSET_MASK = 0x7fff_ffff;
+/** A block number at the head of a section body (u64). */
+export const BLOCK_NUMBER_BYTES = 8;
 
 /** Where each part of a section body starts, in bytes from the start of the body. */
 export interface SectionLayout {
@@ -32,9 +34,9 @@ export interface SectionLayout {
 }
 
 export function sectionLayout(blockCount: number, fwdBytes: number, bwdBytes: number): SectionLayout {
-  const fwdOffsets = 8 * blockCount;
-  const bwdOffsets = fwdOffsets + 4 * (blockCount + 1);
-  const fwdData = bwdOffsets + 4 * (blockCount + 1);
+  const fwdOffsets = BLOCK_NUMBER_BYTES * blockCount;
+  const bwdOffsets = fwdOffsets + OFFSET_BYTES * (blockCount + 1);
+  const fwdData = bwdOffsets + OFFSET_BYTES * (blockCount + 1);
   const bwdData = fwdData + fwdBytes;
   return { blockCount, fwdOffsets, bwdOffsets, fwdData, bwdData, bodyBytes: bwdData + bwdBytes };
 }

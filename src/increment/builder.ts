@@ -9,7 +9,7 @@ import type { JournalReader, RecordRef } from '../journal/reader.js';
 import { RECORD_HEADER_BYTES } from '../journal/record.js';
 import type { Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
-import { sectionLayout } from './block-encoding.js';
+import { BLOCK_NUMBER_BYTES, sectionLayout } from './block-encoding.js';
 import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packHeaderCrc, packName, SECTION_HEADER_BYTES, type PackHeader } from './pack.js';
 import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from './sections.js';
 import type { KernelPool, Slot } from './pool.js';
@@ -17,6 +17,7 @@ import type { BuildResult } from './tasks.js';
 import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
 import { lowerBound } from '../sorted.js';
 import type { ClosedWindow } from '../window/closed-window.js';
+import { FRAGMENT_BYTES, RECORD_ENTRY_BYTES } from '../kernels/layout.js';
 
 export interface BuiltPack {
   name: string;
@@ -127,7 +128,7 @@ async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<
   const map: PayloadMap = new Uint32Array(w.records.length);
   const table = pool.recordTable;
   assert(w.records.length <= table.entries, `window ${w.id} has at most ${table.entries} writes`);
-  const view = new DataView(pool.memory.buffer as ArrayBuffer, table.ptr, w.records.length * 12);
+  const view = new DataView(pool.memory.buffer as ArrayBuffer, table.ptr, w.records.length * RECORD_ENTRY_BYTES);
   let cursor = 0;
   let i = 0;
   while (i < w.records.length) {
@@ -151,9 +152,9 @@ async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<
       const r = w.records[k];
       const ptr = region.ptr + cursor + (r.position - start) + RECORD_HEADER_BYTES;
       map[k] = ptr;
-      view.setUint32(12 * k, ptr, true);
-      view.setUint32(12 * k + 4, r.length, true);
-      view.setUint32(12 * k + 8, r.payloadCrc, true);
+      view.setUint32(RECORD_ENTRY_BYTES * k, ptr, true);
+      view.setUint32(RECORD_ENTRY_BYTES * k + 4, r.length, true);
+      view.setUint32(RECORD_ENTRY_BYTES * k + 8, r.payloadCrc, true);
     }
     cursor += end - start;
     i = j + 1;
@@ -225,12 +226,12 @@ async function buildChunk(
     await Promise.all(reads);
   }
   // Fragment table: new = old, then every write clipped to this chunk, in sequence order.
-  const table = pool.buffer(slot.table, slot.tableEntries * 12);
+  const table = pool.buffer(slot.table, slot.tableEntries * FRAGMENT_BYTES);
   let count = 0;
   const push = (dst: number, from: number, len: number) => {
-    table.writeUInt32LE(dst, count * 12);
-    table.writeUInt32LE(from, count * 12 + 4);
-    table.writeUInt32LE(len, count * 12 + 8);
+    table.writeUInt32LE(dst, count * FRAGMENT_BYTES);
+    table.writeUInt32LE(from, count * FRAGMENT_BYTES + 4);
+    table.writeUInt32LE(len, count * FRAGMENT_BYTES + 8);
     count++;
   };
   push(slot.newBlocks, slot.oldBlocks, n * B);
@@ -251,6 +252,6 @@ async function buildChunk(
   }
   // Block numbers lead the section body (the worker writes the rest).
   const body = pool.buffer(slot.out, sectionLayout(n, 0, 0).fwdOffsets);
-  for (let i = 0; i < n; i++) putU64(body, 8 * i, chunkBlocks[i]);
-  return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.table })) as BuildResult;
+  for (let i = 0; i < n; i++) putU64(body, BLOCK_NUMBER_BYTES * i, chunkBlocks[i]);
+  return (await pool.run({ kind: 'build', table: slot.table, count, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.scratch })) as BuildResult;
 }

@@ -1,27 +1,17 @@
 // The kernel pool: Piscina workers sharing one WebAssembly memory with the scheduler, carved into
-// a journal region (a window's records, read once from the journal) and slots (one chunk of changed
-// blocks each: old blocks, new blocks, a fragment table and the encoded section body). Tasks carry
-// pointers only; no block is copied between threads.
+// a journal region (a window's records, read once from the journal), a record table and slots (one
+// chunk of changed blocks each) as src/kernels/layout.ts declares. Tasks carry pointers only; no
+// block is copied between threads.
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { compiledWorkerFile } from '../worker-file.js';
 import { Piscina } from 'piscina';
 import { assert } from '../errors.js';
-import { bestVariant, createSharedMemory, KERNEL_HEAP_START, type KernelVariant } from '../kernels/kernels.js';
-import { encodedBlockBytesMax } from '../kernels/format.js';
+import { bestVariant, createSharedMemory, type KernelVariant } from '../kernels/kernels.js';
+import { arenaLayout, KERNEL_HEAP_START, type Slot } from '../kernels/layout.js';
 import type { BuildResult, IoFailure, PoolTask } from './tasks.js';
-import { RECORD_HEADER_BYTES } from '../journal/record.js';
 
-export interface Slot {
-  id: number;
-  oldBlocks: number;
-  newBlocks: number;
-  table: number;
-  tableEntries: number;
-  out: number;
-  outBytes: number;
-  blocksMax: number;
-}
+export type { Slot } from '../kernels/layout.js';
 
 export interface PoolOptions {
   threads?: number;
@@ -32,12 +22,18 @@ export interface PoolOptions {
   variant?: KernelVariant;
 }
 
-const FRAGMENTS_PER_TASK = 8192;
-const ALIGN = 64;
-const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
-
 function workerFile(): string {
   return pathToFileURL(compiledWorkerFile(import.meta.url, 'increment', 'worker.js', 'kernel pool worker')).href;
+}
+
+/**
+ * A worker's failed system call, rebuilt as the errno error it threw there (a thrown error loses its
+ * `code` crossing threads). It stays an OS error, not a RewindError: callers wrap it with what they
+ * were doing and map its code, as for their own calls (src/store.ts retries ENOSPC, EDQUOT, EIO and
+ * EAGAIN, and stops the store on anything else).
+ */
+function systemCallError(call: 'read' | 'write', failure: IoFailure): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${call} failed: ${failure.ioError.message}`), { code: failure.ioError.code });
 }
 
 export class KernelPool {
@@ -54,31 +50,13 @@ export class KernelPool {
 
   constructor(readonly opts: PoolOptions) {
     this.threads = Math.max(1, opts.threads ?? availableParallelism());
-    const blocksMax = Math.max(1, Math.floor(opts.chunkBytes / opts.blockSize));
-    const chunk = blocksMax * opts.blockSize;
-    // Room for the worst case of both increments, plus one block of slack for the backward choice.
-    const outBytes = align(8 * blocksMax + 8 * (blocksMax + 1) + (2 * blocksMax + 1) * encodedBlockBytesMax(opts.blockSize));
-    const slotBytes = 2 * chunk + align(12 * FRAGMENTS_PER_TASK) + outBytes;
-    const journalBytes = align(opts.windowBytesMax + opts.windowWritesMax * RECORD_HEADER_BYTES);
-    const slotCount = this.threads * 2;
-    const tableBytes = align(12 * opts.windowWritesMax);
-    const total = KERNEL_HEAP_START + journalBytes + tableBytes + slotCount * slotBytes;
-    this.memory = createSharedMemory(total);
+    const layout = arenaLayout({ ...opts, threads: this.threads });
+    this.memory = createSharedMemory(layout.totalBytes);
     this.view = new Uint8Array(this.memory.buffer);
-    this.journalRegion = { ptr: KERNEL_HEAP_START, bytes: journalBytes };
-    this.recordTable = { ptr: KERNEL_HEAP_START + journalBytes, entries: opts.windowWritesMax };
-    this.slots = [];
-    let at = KERNEL_HEAP_START + journalBytes + tableBytes;
-    for (let id = 0; id < slotCount; id++) {
-      const s: Slot = {
-        id, blocksMax,
-        oldBlocks: at, newBlocks: at + chunk, table: at + 2 * chunk, tableEntries: FRAGMENTS_PER_TASK,
-        out: at + 2 * chunk + align(12 * FRAGMENTS_PER_TASK), outBytes,
-      };
-      this.slots.push(s);
-      at += slotBytes;
-    }
-    assert(at <= this.memory.buffer.byteLength, 'pool layout fits its memory');
+    this.journalRegion = layout.journalRegion;
+    this.recordTable = layout.recordTable;
+    this.slots = layout.slots;
+    assert(layout.totalBytes <= this.memory.buffer.byteLength, 'the arena fits its memory');
     this.free = [...this.slots];
     this.piscina = new Piscina({
       filename: workerFile(),
@@ -134,9 +112,7 @@ export class KernelPool {
       assert(task.runs[r + 1] >= KERNEL_HEAP_START && task.runs[r + 1] + task.runs[r + 2] <= this.view.byteLength, 'I/O run lies in the shared memory');
     }
     const res = (await this.piscina.run(task)) as number | IoFailure;
-    if (typeof res === 'object') {
-      throw Object.assign(new Error(`${task.kind === 'readRuns' ? 'read' : 'write'} failed: ${res.ioError.message}`), { code: res.ioError.code });
-    }
+    if (typeof res === 'object') throw systemCallError(task.kind === 'readRuns' ? 'read' : 'write', res);
   }
 
   async close(): Promise<void> {

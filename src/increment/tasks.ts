@@ -1,9 +1,9 @@
 // Messages between the scheduler and the kernel pool's workers. All pointers are byte offsets into
-// the one shared memory; a task carries only these numbers.
+// the one shared memory, into the regions src/kernels/layout.ts declares; a task carries only these numbers.
 
 export interface CoalesceTask {
   kind: 'coalesce';
-  /** Fragment table: `count` entries of u32 (dst, src, len), applied in order. */
+  /** Fragment table: `count` entries of FRAGMENT_BYTES, u32 (dst, src, len), applied in order. */
   table: number;
   count: number;
 }
@@ -16,9 +16,9 @@ export interface BuildTask {
   blockSize: number;
   oldBlocks: number;
   newBlocks: number;
-  /** Section body: block numbers already written here by the scheduler; the worker appends the rest. */
+  /** Section body (block-encoding.ts sectionLayout): block numbers already written here by the scheduler; the worker writes the rest. */
   out: number;
-  /** Eight bytes the worker may use (the fragment table, done with by then). */
+  /** SCRATCH_BYTES the worker may use (the slot's fragment table, done with by then). */
   scratch: number;
 }
 
@@ -33,7 +33,7 @@ export interface DecodeTask {
   xorMode: 0 | 1;
 }
 
-/** Checks payloads against their CRC32C: table entries of u32 (ptr, len, crc); returns the first bad index or -1. */
+/** Checks payloads against their CRC32C: record table entries of u32 (ptr, len, crc); returns the first bad index or -1. */
 export interface VerifyTask {
   kind: 'verify';
   table: number;

@@ -8,6 +8,8 @@ import { loadKernels, type KernelVariant } from '../kernels/kernels.js';
 import type { PoolTask, BuildResult, IoFailure } from './tasks.js';
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 import { BACKWARD_RAW, sectionLayout } from './block-encoding.js';
+import { OFFSET_BYTES } from '../kernels/format.js';
+import { RECORD_ENTRY_BYTES } from '../kernels/layout.js';
 
 const { memory, variant } = workerData as { memory: WebAssembly.Memory; variant: KernelVariant };
 const k = loadKernels({ memory, variant });
@@ -15,18 +17,25 @@ const mem = k.bytes();
 const view = new DataView(memory.buffer);
 
 /**
- * CRC-32C of a range of shared memory. The native one (the CPU's crc32 instruction, ~15 GB/s here)
- * rather than the WebAssembly kernel (table-driven, ~4 GB/s: WebAssembly has no carry-less
- * multiply or CRC instruction); both compute the same function, which the kernel tests check.
+ * CRC-32C of a range of shared memory. The native one (the CPU's crc32 instruction) rather than the
+ * WebAssembly kernel, which is table-driven and several times slower (WebAssembly has no carry-less
+ * multiply or CRC instruction; README, Performance); both compute the same function, which the
+ * kernel tests check.
  */
 const crc32c = (ptr: number, len: number): number => nativeCrc32c(Buffer.from(memory.buffer as ArrayBuffer, ptr, len), 0) >>> 0;
 
-function readRuns(fd: number, runs: number[]): number {
+/** Calls `fn` for each (file position, memory pointer, length) triple of `runs`; returns the bytes they cover. */
+function eachRun(runs: number[], fn: (pos: number, ptr: number, len: number) => void): number {
   let total = 0;
   for (let r = 0; r < runs.length; r += 3) {
-    const pos = runs[r];
-    const dst = runs[r + 1];
-    const len = runs[r + 2];
+    fn(runs[r], runs[r + 1], runs[r + 2]);
+    total += runs[r + 2];
+  }
+  return total;
+}
+
+function readRuns(fd: number, runs: number[]): number {
+  return eachRun(runs, (pos, dst, len) => {
     let got = 0;
     while (got < len) {
       const n = readSync(fd, mem, dst + got, len - got, pos + got);
@@ -34,22 +43,14 @@ function readRuns(fd: number, runs: number[]): number {
       got += n;
     }
     if (got < len) mem.fill(0, dst + got, dst + len);
-    total += len;
-  }
-  return total;
+  });
 }
 
 function writeRuns(fd: number, runs: number[]): number {
-  let total = 0;
-  for (let r = 0; r < runs.length; r += 3) {
-    const pos = runs[r];
-    const src = runs[r + 1];
-    const len = runs[r + 2];
+  return eachRun(runs, (pos, src, len) => {
     let done = 0;
     while (done < len) done += writeSync(fd, mem, src + done, len - done, pos + done);
-    total += len;
-  }
-  return total;
+  });
 }
 
 function io(fn: () => number): number | IoFailure {
@@ -96,17 +97,17 @@ export default function run(task: PoolTask): BuildResult | number | IoFailure {
             kind = BACKWARD_RAW;
           }
         }
-        view.setUint32(bwdOffsets + 4 * i, ((pos - bwdStart) | kind) >>> 0, true);
+        view.setUint32(bwdOffsets + OFFSET_BYTES * i, ((pos - bwdStart) | kind) >>> 0, true);
         pos += len;
       }
-      view.setUint32(bwdOffsets + 4 * n, pos - bwdStart, true);
+      view.setUint32(bwdOffsets + OFFSET_BYTES * n, pos - bwdStart, true);
       const bwdBytes = pos - bwdStart;
       const bodyBytes = data + fwdBytes + bwdBytes - task.out;
       return { fwdBytes, bwdBytes, bodyCrc: crc32c(task.out, bodyBytes) };
     }
     case 'verify':
       for (let i = task.from; i < task.from + task.count; i++) {
-        const at = task.table + 12 * i;
+        const at = task.table + RECORD_ENTRY_BYTES * i;
         if (crc32c(view.getUint32(at, true), view.getUint32(at + 4, true)) !== view.getUint32(at + 8, true)) return i;
       }
       return -1;

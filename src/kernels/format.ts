@@ -18,6 +18,8 @@
 
 export const CHUNK_BYTES = 16;
 export const TOKEN_HEADER_BYTES = 8;
+/** An entry of an offsets table (u32le). */
+export const OFFSET_BYTES = 4;
 export const BLOCK_BYTES_MIN = 512;
 export const BLOCK_BYTES_MAX = 65536;
 

@@ -1,19 +1,20 @@
 // Host side of the WASM kernels: finds and compiles build/kernels-<variant>.wasm (once per
-// variant), instantiates it over a shared memory, and exposes thin typed calls that check
+// variant), instantiates it over a shared memory, checks that the module agrees with the memory
+// layout the host declares (src/kernels/layout.ts), and exposes thin typed calls that check
 // every pointer range first. Callers own the memory from KERNEL_HEAP_START upward; below it
 // lives the module's static data. The memory never grows, so the byte view is cached.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodedBlockBytesMax, isValidBlockSize } from './format.js';
+import { assert, RewindError } from '../errors.js';
+import { encodedBlockBytesMax, isValidBlockSize, OFFSET_BYTES } from './format.js';
+import {
+  FRAGMENT_BYTES, HOST_MODULE_LAYOUT, KERNEL_HEAP_START, MEMORY_PAGE_BYTES, MEMORY_PAGES_MAX, type ModuleLayout,
+} from './layout.js';
 
 export type KernelVariant = 'simd' | 'scalar';
 
-/** First byte callers may use; the module's static data lies below. */
-export const KERNEL_HEAP_START = 65536;
-const PAGE_BYTES = 65536;
-const MEMORY_PAGES_MAX = 65536; // wasm32: 4 GiB, the maximum the module declares
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /** A shared, non-growing memory (initial = maximum) the kernels can import. */
@@ -21,9 +22,9 @@ export function createSharedMemory(bytes: number): WebAssembly.Memory {
   if (!Number.isInteger(bytes) || bytes <= KERNEL_HEAP_START) {
     throw new RangeError(`kernel memory must be an integer number of bytes above ${KERNEL_HEAP_START}, got ${bytes}`);
   }
-  const pages = Math.ceil(bytes / PAGE_BYTES);
+  const pages = Math.ceil(bytes / MEMORY_PAGE_BYTES);
   if (pages > MEMORY_PAGES_MAX) {
-    throw new RangeError(`kernel memory of ${bytes} bytes exceeds the wasm32 limit of ${MEMORY_PAGES_MAX * PAGE_BYTES}`);
+    throw new RangeError(`kernel memory of ${bytes} bytes exceeds the wasm32 limit of ${MEMORY_PAGES_MAX * MEMORY_PAGE_BYTES}`);
   }
   return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 }
@@ -33,7 +34,7 @@ function packageRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir;
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find package.json above ${fileURLToPath(import.meta.url)}`);
+    assert(parent !== dir, `${fileURLToPath(import.meta.url)} lies in a package (a package.json above it)`);
     dir = parent;
   }
 }
@@ -49,7 +50,7 @@ function readWasm(variant: KernelVariant): Uint8Array<ArrayBuffer> {
   let bytes = wasmBytes.get(variant);
   if (!bytes) {
     const path = kernelWasmPath(variant);
-    if (!existsSync(path)) throw new Error(`kernel module ${path} is missing: run \`npm run build:wasm\``);
+    assert(existsSync(path), `kernel module ${path} is built (run \`npm run build:wasm\`)`);
     bytes = new Uint8Array(readFileSync(path));
     wasmBytes.set(variant, bytes);
   }
@@ -93,36 +94,37 @@ export interface Kernels {
    * first malformed block i (dst is then partly written). `encLen` (bytes readable at enc)
    * defaults to the rest of memory.
    */
-  zeroRunDecodeBlocks(
-    enc: number,
-    offsets: number,
-    blockCount: number,
-    dst: number,
-    blockSize: number,
-    xorMode: 0 | 1,
-    encLen?: number,
-  ): number;
+  zeroRunDecodeBlocks(enc: number, offsets: number, blockCount: number, dst: number, blockSize: number, xorMode: 0 | 1, encLen?: number): number;
   /** CRC-32C, chainable like @node-rs/crc32: crc32c(b, crc32c(a)) === crc32c(a ‖ b). */
   crc32c(ptr: number, len: number, seed?: number): number;
 }
 
-interface KernelExports {
+/** The module's exports: the kernels unchecked, and the layout constants it was compiled with. */
+interface KernelExports extends Pick<Kernels, 'xor' | 'coalesce' | 'zeroRunEncode' | 'deltaEncode' | 'zeroRunDecode' | 'zeroRunDecodeBlocks' | 'crc32c'> {
+  /** The end of the module's static data. */
   heapBase(): number;
-  xor(dst: number, a: number, b: number, len: number): void;
-  coalesce(table: number, count: number): void;
-  zeroRunEncode(src: number, blockCount: number, blockSize: number, out: number, offsets: number): number;
-  deltaEncode(a: number, b: number, blockCount: number, blockSize: number, out: number, offsets: number): number;
-  zeroRunDecode(enc: number, encLen: number, dst: number, blockSize: number, xorMode: number): number;
-  zeroRunDecodeBlocks(
-    enc: number,
-    offsets: number,
-    blockCount: number,
-    dst: number,
-    blockSize: number,
-    xorMode: number,
-    encLen: number,
-  ): number;
-  crc32c(ptr: number, len: number, seed: number): number;
+  HEAP_START: WebAssembly.Global;
+  FRAGMENT_BYTES: WebAssembly.Global;
+  CHUNK_BYTES: WebAssembly.Global;
+  TOKEN_HEADER_BYTES: WebAssembly.Global;
+}
+
+/**
+ * Refuses a module whose compiled-in constants disagree with the layout the host declares: the
+ * host would hand it regions it reads differently, or place its own data over the module's.
+ */
+function checkModuleLayout(k: KernelExports, declared: ModuleLayout): void {
+  const heapBase = k.heapBase() >>> 0;
+  assert(heapBase <= declared.heapStart, `kernel static data (up to ${heapBase}) ends below the heap start ${declared.heapStart}`);
+  const compiled: ModuleLayout = {
+    heapStart: k.HEAP_START.value >>> 0,
+    fragmentBytes: k.FRAGMENT_BYTES.value >>> 0,
+    chunkBytes: k.CHUNK_BYTES.value >>> 0,
+    tokenHeaderBytes: k.TOKEN_HEADER_BYTES.value >>> 0,
+  };
+  for (const key of Object.keys(compiled) as (keyof ModuleLayout)[]) {
+    assert(compiled[key] === declared[key], `the kernel module's ${key} (${compiled[key]}) is the host's (${declared[key]})`);
+  }
 }
 
 /** Reads an AssemblyScript string (UTF-16, byte length at ptr - 4) out of the memory. */
@@ -138,9 +140,10 @@ function readAsString(memory: WebAssembly.Memory, ptr: number): string {
 /**
  * Instantiates the kernels (synchronously) over `memory` (a shared memory from
  * createSharedMemory, possibly shared with other threads) or over a fresh private 64 MiB one.
- * Instantiating only rewrites the module's static bytes below KERNEL_HEAP_START.
+ * Instantiating only rewrites the module's static bytes below KERNEL_HEAP_START. `layout` is
+ * what the module must agree with: the host's own (layout.ts) unless given.
  */
-export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: KernelVariant } = {}): Kernels {
+export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: KernelVariant; layout?: ModuleLayout } = {}): Kernels {
   const variant = opts.variant ?? bestVariant();
   const memory = opts.memory ?? createSharedMemory(DEFAULT_MEMORY_BYTES);
   if (!(memory.buffer instanceof SharedArrayBuffer)) {
@@ -149,18 +152,17 @@ export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: Kerne
   const instance = new WebAssembly.Instance(compile(variant), {
     env: {
       memory,
+      // A kernel's own check failed: the host passed it something it promised not to.
       abort(message: number, file: number, line: number, column: number): never {
-        throw new Error(
+        throw new RewindError(
+          'INVARIANT',
           `kernel assertion failed: ${readAsString(memory, message)} (${readAsString(memory, file)}:${line}:${column})`,
         );
       },
     },
   });
   const k = instance.exports as unknown as KernelExports;
-  const heapBase = k.heapBase() >>> 0;
-  if (heapBase > KERNEL_HEAP_START) {
-    throw new Error(`kernel static data ends at ${heapBase}, above KERNEL_HEAP_START ${KERNEL_HEAP_START}`);
-  }
+  checkModuleLayout(k, opts.layout ?? HOST_MODULE_LAYOUT);
 
   const view = new Uint8Array(memory.buffer);
   const end = view.byteLength;
@@ -204,7 +206,7 @@ export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: Kerne
     },
     coalesce(table, n) {
       count('coalesce', n);
-      range('coalesce table', table, 12 * n);
+      range('coalesce table', table, FRAGMENT_BYTES * n);
       k.coalesce(table, n);
     },
     zeroRunEncode(src, blockCount, blockSize, out, offsets) {
@@ -213,9 +215,9 @@ export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: Kerne
       const outMax = blockCount * encodedBlockBytesMax(blockSize);
       range('zeroRunEncode src', src, blockCount * blockSize);
       range('zeroRunEncode out', out, outMax);
-      range('zeroRunEncode offsets', offsets, 4 * (blockCount + 1));
+      range('zeroRunEncode offsets', offsets, OFFSET_BYTES * (blockCount + 1));
       disjoint('zeroRunEncode src/out', src, blockCount * blockSize, out, outMax);
-      disjoint('zeroRunEncode offsets/out', offsets, 4 * (blockCount + 1), out, outMax);
+      disjoint('zeroRunEncode offsets/out', offsets, OFFSET_BYTES * (blockCount + 1), out, outMax);
       return k.zeroRunEncode(src, blockCount, blockSize, out, offsets) >>> 0;
     },
     deltaEncode(a, b, blockCount, blockSize, out, offsets) {
@@ -225,10 +227,10 @@ export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: Kerne
       range('deltaEncode a', a, blockCount * blockSize);
       range('deltaEncode b', b, blockCount * blockSize);
       range('deltaEncode out', out, outMax);
-      range('deltaEncode offsets', offsets, 4 * (blockCount + 1));
+      range('deltaEncode offsets', offsets, OFFSET_BYTES * (blockCount + 1));
       disjoint('deltaEncode a/out', a, blockCount * blockSize, out, outMax);
       disjoint('deltaEncode b/out', b, blockCount * blockSize, out, outMax);
-      disjoint('deltaEncode offsets/out', offsets, 4 * (blockCount + 1), out, outMax);
+      disjoint('deltaEncode offsets/out', offsets, OFFSET_BYTES * (blockCount + 1), out, outMax);
       return k.deltaEncode(a, b, blockCount, blockSize, out, offsets) >>> 0;
     },
     zeroRunDecode(enc, encLen, dst, blockSize, xorMode) {
@@ -244,7 +246,7 @@ export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: Kerne
       modeOk('zeroRunDecodeBlocks', xorMode);
       count('zeroRunDecodeBlocks', blockCount);
       range('zeroRunDecodeBlocks enc', enc, encLen);
-      range('zeroRunDecodeBlocks offsets', offsets, 4 * (blockCount + 1));
+      range('zeroRunDecodeBlocks offsets', offsets, OFFSET_BYTES * (blockCount + 1));
       range('zeroRunDecodeBlocks dst', dst, blockCount * blockSize);
       if (encLen !== end - enc) disjoint('zeroRunDecodeBlocks enc/dst', enc, encLen, dst, blockCount * blockSize);
       return k.zeroRunDecodeBlocks(enc, offsets, blockCount, dst, blockSize, xorMode, encLen);

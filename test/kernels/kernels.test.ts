@@ -6,7 +6,8 @@
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { encodedBlockBytesMax } from '../../src/kernels/format.js';
-import { KERNEL_HEAP_START, createSharedMemory, loadKernels, type Kernels } from '../../src/kernels/kernels.js';
+import { createSharedMemory, loadKernels, type Kernels } from '../../src/kernels/kernels.js';
+import { HOST_MODULE_LAYOUT, KERNEL_HEAP_START, type ModuleLayout } from '../../src/kernels/layout.js';
 import * as ref from '../../src/kernels/reference.js';
 import { prng } from '../../src/prng.js';
 
@@ -514,6 +515,24 @@ for (const variant of ['simd', 'scalar'] as const) {
         expect(() => k.zeroRunEncode(H, 1, 512, MEMORY_BYTES - 520, H + 8192)).toThrow(/out/);
         expect(() => k.zeroRunDecode(H, 100, H + 4096, 512, 2 as 0)).toThrow(/xorMode/);
         expect(() => k.coalesce(MEMORY_BYTES - 12, 2)).toThrow(/table/);
+      });
+
+      it('loads only a module whose compiled-in layout is the one the host declares', () => {
+        const memory = createSharedMemory(2 * KERNEL_HEAP_START);
+        expect(loadKernels({ memory, variant, layout: HOST_MODULE_LAYOUT }).variant).toBe(variant);
+        const mismatches: Partial<ModuleLayout>[] = [
+          { heapStart: 4096 }, // below the module's static data
+          { heapStart: 2 * KERNEL_HEAP_START }, // room enough, but not where the module guards
+          { fragmentBytes: 16 },
+          { chunkBytes: 32 },
+          { tokenHeaderBytes: 4 },
+        ];
+        for (const m of mismatches) {
+          const key = Object.keys(m)[0];
+          expect(() => loadKernels({ memory, variant, layout: { ...HOST_MODULE_LAYOUT, ...m } }), key).toThrow(
+            expect.objectContaining({ name: 'RewindError', code: 'INVARIANT' }),
+          );
+        }
       });
     });
   });
