@@ -29,6 +29,8 @@ it('uses an existing file as a production volume, with its contents as the basel
   const s3 = await store.write('ext', 4000, Buffer.alloc(300, 7));
   expect([s1, s2, s3]).toEqual([1, 2, 3]); // one sequence across the set
   await store.settle();
+  // Production is written by its own thread; a flush is what promises the file holds every write.
+  await store.flush();
   const after = Buffer.from(baseline);
   Buffer.from('first').copy(after, 100);
   Buffer.alloc(300, 7).copy(after, 4000);
