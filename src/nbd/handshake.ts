@@ -146,9 +146,7 @@ export function parseInfoRequest(data: Buffer): InfoRequest | string {
   return { name, infos };
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
  * One connection's handshake. Feed it the socket's bytes with push(); run() resolves once the
@@ -363,8 +361,7 @@ export class HandshakeSession {
     writeUInt64(info, exp.size, 2);
     info.writeUInt16BE(transmissionFlags(exp), 10);
     send(optionReply(option, REP_INFO, info));
-    // Sent whether asked or not: the maximum is below the protocol's default (unlimited). A client
-    // that honours it never comes near maxPayloadBytes, which every client may still use.
+    // Sent whether asked or not: the maximum is below the protocol's default (unlimited).
     const sizes = Buffer.allocUnsafe(14);
     sizes.writeUInt16BE(INFO_BLOCK_SIZE, 0);
     sizes.writeUInt32BE(NBD_LIMITS.blockSizeMin, 2);
