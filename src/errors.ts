@@ -4,6 +4,8 @@
 export type RewindErrorCode =
   | 'BAD_ARGUMENT'
   | 'UNKNOWN_VOLUME'
+  /** An NBD client asked for an export that does not exist or cannot be opened (NBD_REP_ERR_UNKNOWN). */
+  | 'UNKNOWN_EXPORT'
   | 'OUT_OF_RANGE'
   | 'LIMIT_EXCEEDED'
   | 'TARGET_OUT_OF_RANGE'
@@ -33,6 +35,11 @@ export class RewindError extends Error {
 export const badArgument = (what: string) => new RewindError('BAD_ARGUMENT', what);
 export const unknownVolume = (name: string, known: string[]) =>
   new RewindError('UNKNOWN_VOLUME', `unknown volume "${name}" (volumes: ${known.join(', ') || 'none'})`);
+export const unknownExport = (name: string, known: string[]) =>
+  new RewindError('UNKNOWN_EXPORT', `unknown export "${name}" (exports: ${known.map((n) => `"${n}"`).join(', ') || 'none'})`);
+/** The export name parses, but what it names cannot be opened (a view of a point that does not exist). */
+export const exportUnavailable = (name: string, cause: unknown) =>
+  new RewindError('UNKNOWN_EXPORT', `export "${name}": ${cause instanceof Error ? cause.message : String(cause)}`, undefined, { cause });
 export const outOfRange = (volume: string, offset: number, length: number, size: number) =>
   new RewindError('OUT_OF_RANGE', `volume "${volume}": range ${offset}+${length} ends past the volume size ${size}`);
 export const limitExceeded = (what: string, value: number, limit: number) =>

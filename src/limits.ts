@@ -6,7 +6,7 @@ const GiB = 1024 * MiB;
 const TiB = 1024 * GiB;
 
 export const LIMITS = {
-  /** Largest single write (the NBD server advertises this as its maximum payload). */
+  /** Largest single write (and read) of the store; `rewind serve` splits longer NBD requests (serve/exports.ts). */
   writeBytesMax: 32 * MiB,
   /** Journal segments are sealed once they pass this size. */
   segmentBytesMax: 64 * MiB,

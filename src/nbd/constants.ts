@@ -99,15 +99,23 @@ export const OPTION_REPLY_HEADER_BYTES = 20;
 export const EXPORT_NAME_ZEROES_BYTES = 124;
 
 // Limits this server enforces (checked where input arrives).
-export const LIMITS = {
-  /** Largest READ or WRITE payload accepted, and the NBD_INFO_BLOCK_SIZE maximum advertised. */
-  payloadBytesMaxDefault: 32 * MiB,
+export const NBD_LIMITS = {
+  /**
+   * Largest READ or WRITE payload accepted, however the client negotiated. A client that agreed no
+   * block sizes (NBD_OPT_EXPORT_NAME, or GO without NBD_INFO_BLOCK_SIZE) may send requests up to
+   * the export size (proto.md "Block size constraints"); like nbdkit, this server takes 64 MiB.
+   */
+  payloadBytesMaxDefault: 64 * MiB,
   /** maxPayloadBytes must lie in this range: at least the preferred block size, at most 2^31. */
   payloadBytesMaxLowest: 4 * KiB,
   payloadBytesMaxHighest: 2048 * MiB,
-  /** Advertised block sizes: any byte offset works; 4 KiB requests are the efficient ones. */
+  /**
+   * Advertised block sizes (NBD_INFO_BLOCK_SIZE): any byte offset works, 4 KiB requests are the
+   * efficient ones, and the maximum advertised is the smaller of this and maxPayloadBytes.
+   */
   blockSizeMin: 1,
   blockSizePreferred: 4 * KiB,
+  blockSizeMaxAdvertised: 32 * MiB,
   /** Strings (export names, descriptions, messages) are at most this long (proto.md). */
   stringBytesMax: 4096,
   /** An option's data beyond this is a denial of service: hard disconnect. */
@@ -126,6 +134,10 @@ export const LIMITS = {
   lingerMs: 2_000,
   /** Each plain connection reads into one buffer of this size, reused for every read (socket-reads.ts). */
   readBufferBytes: 128 * KiB,
-  /** Reply bytes queued on one socket before the server stops reading requests from it. */
+  /**
+   * Reply bytes owed on one connection (reads in flight plus replies queued on the socket) before
+   * the server stops reading requests from it. Checked between requests, so it is exceeded by at
+   * most one reply (a 64 MiB read is answered, not refused).
+   */
   replyQueueBytesMax: 64 * MiB,
 } as const;

@@ -1,7 +1,9 @@
 // The narrow interface between the NBD protocol layer and whatever stores the bytes. The server
 // never knows what backs an export; it checks every request before any of these methods is called,
-// so an export sees only in-range, well-formed calls (offset + length <= size, length >= 1, no
-// writes on a read-only export).
+// so an export sees only in-range, well-formed calls (offset + length <= size, length >= 1, reads
+// and writes no longer than the server's maxPayloadBytes, 64 MiB by default; no writes on a
+// read-only export). The export's errors carry their own vocabulary: the server reads only a
+// string `code` or `errno` (see nbdErrorFor and ExportProvider.open).
 
 import { NBD_EINVAL, NBD_EIO, NBD_ENOSPC, NBD_EPERM } from './constants.js';
 
@@ -31,38 +33,19 @@ export interface NbdExport {
 export interface ExportProvider {
   list(): { name: string; description?: string }[];
   /**
-   * Throw an error whose `code` is one of EXPORT_ERROR_CODES for a clean refusal
-   * (NBD_UNKNOWN_EXPORT for a name that does not exist); any other error is reported to the
-   * client as "export not available" with its message.
+   * Opens `name` for one connection. A thrown error refuses the client with the error's message:
+   * NBD_REP_ERR_POLICY if its `code` is EXPORT_POLICY_CODE (the export exists but policy forbids
+   * this client from using it now), NBD_REP_ERR_UNKNOWN for anything else (no export by that name,
+   * or it cannot be opened). Any error class will do: the server looks only at `code` and `message`.
    */
   open(name: string): NbdExport | Promise<NbdExport>;
 }
 
-/** Codes a provider's open() may throw with, and the option reply each becomes. */
-export const EXPORT_ERROR_CODES = {
-  /** No export has that name: NBD_REP_ERR_UNKNOWN. */
-  NBD_UNKNOWN_EXPORT: 'NBD_UNKNOWN_EXPORT',
-  /** The export exists but policy forbids this client from using it now: NBD_REP_ERR_POLICY. */
-  NBD_EXPORT_POLICY: 'NBD_EXPORT_POLICY',
-} as const;
+/** The `code` of an error thrown by ExportProvider.open() that refuses a client by policy. */
+export const EXPORT_POLICY_CODE = 'EXPORT_POLICY';
 
-export class NbdExportError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'NbdExportError';
-    this.code = code;
-  }
-}
-
-export const unknownExport = (name: string, known: string[]) =>
-  new NbdExportError(
-    EXPORT_ERROR_CODES.NBD_UNKNOWN_EXPORT,
-    `unknown export "${name}" (exports: ${known.map((n) => `"${n}"`).join(', ') || 'none'})`,
-  );
-
-// Node-style errno names an export may throw with (as `code`, or as a string `errno`),
-// mapped to NBD error values. Anything else is EIO.
+// Node-style errno names an export method may throw with (as `code`, or as a string `errno`, as
+// RewindError carries), mapped to NBD error values. Anything else is EIO.
 const ERRNO_TO_NBD: Record<string, number> = {
   EPERM: NBD_EPERM,
   EROFS: NBD_EPERM,

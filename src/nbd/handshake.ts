@@ -1,6 +1,6 @@
 // Fixed newstyle handshake: greeting, client flags, then option haggling until the client picks an
 // export (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), aborts, or breaks the protocol. Handshake traffic is
-// small and bounded (LIMITS.optionBytesMax), so it is buffered simply; the hot path is elsewhere.
+// small and bounded (NBD_LIMITS.optionBytesMax), so it is buffered simply; the hot path is elsewhere.
 //
 // TLS (proto.md "TLS support"): with tls 'off' (NOTLS) NBD_OPT_STARTTLS gets NBD_REP_ERR_UNSUP.
 // Otherwise STARTTLS is answered NBD_REP_ACK and config.startTls() upgrades the connection at once;
@@ -20,7 +20,7 @@ import {
   INFO_DESCRIPTION,
   INFO_EXPORT,
   INFO_NAME,
-  LIMITS,
+  NBD_LIMITS,
   NBDMAGIC_HI,
   NBDMAGIC_LO,
   OPTION_HEADER_BYTES,
@@ -49,10 +49,11 @@ import {
   TFLAG_SEND_TRIM,
   TFLAG_SEND_WRITE_ZEROES,
 } from './constants.js';
-import { EXPORT_ERROR_CODES, type ExportProvider, type NbdExport } from './export.js';
+import { EXPORT_POLICY_CODE, type ExportProvider, type NbdExport } from './export.js';
 
 export interface HandshakeConfig {
   readonly provider: ExportProvider;
+  /** Largest READ/WRITE payload accepted; the maximum block size advertised is at most this. */
   readonly maxPayloadBytes: number;
   /** Set when the connection is over the limit: every option is refused with this message. */
   readonly refusal: string | null;
@@ -107,9 +108,9 @@ export function optionReply(option: number, type: number, data: Buffer = EMPTY):
 const EMPTY = Buffer.alloc(0);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Decodes an NBD string: valid UTF-8, no NUL, at most LIMITS.stringBytesMax bytes. Null if not. */
+/** Decodes an NBD string: valid UTF-8, no NUL, at most NBD_LIMITS.stringBytesMax bytes. Null if not. */
 export function decodeString(bytes: Buffer): string | null {
-  if (bytes.length > LIMITS.stringBytesMax || bytes.includes(0)) return null;
+  if (bytes.length > NBD_LIMITS.stringBytesMax || bytes.includes(0)) return null;
   try {
     return utf8.decode(bytes);
   } catch {
@@ -120,7 +121,7 @@ export function decodeString(bytes: Buffer): string | null {
 /** Truncates a message to a valid NBD string. */
 function messageBytes(message: string): Buffer {
   let buf = Buffer.from(message.replace(/\0/g, ' '), 'utf8');
-  if (buf.length > LIMITS.stringBytesMax) buf = Buffer.from(buf.subarray(0, LIMITS.stringBytesMax).toString('utf8').replace(/\uFFFD+$/, ''), 'utf8');
+  if (buf.length > NBD_LIMITS.stringBytesMax) buf = Buffer.from(buf.subarray(0, NBD_LIMITS.stringBytesMax).toString('utf8').replace(/\uFFFD+$/, ''), 'utf8');
   return buf;
 }
 
@@ -135,7 +136,7 @@ export function parseInfoRequest(data: Buffer): InfoRequest | string {
   const nameLength = data.readUInt32BE(0);
   if (nameLength > data.length - 6) return `export name length ${nameLength} overruns the option data (${data.length} bytes)`;
   const name = decodeString(data.subarray(4, 4 + nameLength));
-  if (name === null) return `export name is not a valid NBD string (UTF-8, no NUL, at most ${LIMITS.stringBytesMax} bytes)`;
+  if (name === null) return `export name is not a valid NBD string (UTF-8, no NUL, at most ${NBD_LIMITS.stringBytesMax} bytes)`;
   const count = data.readUInt16BE(4 + nameLength);
   if (data.length !== 6 + nameLength + 2 * count) {
     return `option data is ${data.length} bytes, but ${count} information requests need ${6 + nameLength + 2 * count}`;
@@ -145,9 +146,7 @@ export function parseInfoRequest(data: Buffer): InfoRequest | string {
   return { name, infos };
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
  * One connection's handshake. Feed it the socket's bytes with push(); run() resolves once the
@@ -177,7 +176,7 @@ export class HandshakeSession {
 
   /** Whether more bytes are buffered than any well-behaved client can have sent. */
   get overflowing(): boolean {
-    return this.buffered > LIMITS.optionBytesMax + 2 * OPTION_HEADER_BYTES;
+    return this.buffered > NBD_LIMITS.optionBytesMax + 2 * OPTION_HEADER_BYTES;
   }
 
   private notify(): void {
@@ -219,7 +218,7 @@ export class HandshakeSession {
     }
     this.noZeroes = (clientFlags & FLAG_C_NO_ZEROES) !== 0;
 
-    for (let options = 0; options < LIMITS.optionsPerConnectionMax; options++) {
+    for (let options = 0; options < NBD_LIMITS.optionsPerConnectionMax; options++) {
       const header = await this.take(OPTION_HEADER_BYTES);
       if (header === null) return { kind: 'close', reason: 'client left during option haggling' };
       if (header.readUInt32BE(0) !== IHAVEOPT_HI || header.readUInt32BE(4) !== IHAVEOPT_LO) {
@@ -227,15 +226,15 @@ export class HandshakeSession {
       }
       const option = header.readUInt32BE(8);
       const length = header.readUInt32BE(12);
-      if (length > LIMITS.optionBytesMax) {
-        return { kind: 'close', reason: `option ${option} carries ${length} bytes, limit ${LIMITS.optionBytesMax}` };
+      if (length > NBD_LIMITS.optionBytesMax) {
+        return { kind: 'close', reason: `option ${option} carries ${length} bytes, limit ${NBD_LIMITS.optionBytesMax}` };
       }
       const data = await this.take(length);
       if (data === null) return { kind: 'close', reason: 'client left in the middle of an option' };
       const outcome = await this.option(option, data);
       if (outcome !== null) return outcome;
     }
-    return { kind: 'close', reason: `more than ${LIMITS.optionsPerConnectionMax} options without choosing an export` };
+    return { kind: 'close', reason: `more than ${NBD_LIMITS.optionsPerConnectionMax} options without choosing an export` };
   }
 
   /** Answers one option; returns an outcome when the handshake is over. */
@@ -335,7 +334,7 @@ export class HandshakeSession {
           exp = await provider.open(request.name);
         } catch (err) {
           const code = (err as { code?: unknown } | null)?.code;
-          fail(code === EXPORT_ERROR_CODES.NBD_EXPORT_POLICY ? REP_ERR_POLICY : REP_ERR_UNKNOWN, errorMessage(err));
+          fail(code === EXPORT_POLICY_CODE ? REP_ERR_POLICY : REP_ERR_UNKNOWN, errorMessage(err));
           return null;
         }
         this.sendInfo(option, exp, request);
@@ -365,9 +364,9 @@ export class HandshakeSession {
     // Sent whether asked or not: the maximum is below the protocol's default (unlimited).
     const sizes = Buffer.allocUnsafe(14);
     sizes.writeUInt16BE(INFO_BLOCK_SIZE, 0);
-    sizes.writeUInt32BE(LIMITS.blockSizeMin, 2);
-    sizes.writeUInt32BE(LIMITS.blockSizePreferred, 6);
-    sizes.writeUInt32BE(maxPayloadBytes, 10);
+    sizes.writeUInt32BE(NBD_LIMITS.blockSizeMin, 2);
+    sizes.writeUInt32BE(NBD_LIMITS.blockSizePreferred, 6);
+    sizes.writeUInt32BE(Math.min(maxPayloadBytes, NBD_LIMITS.blockSizeMaxAdvertised), 10);
     send(optionReply(option, REP_INFO, sizes));
     if (request.infos.includes(INFO_NAME)) {
       const name = Buffer.from(exp.name, 'utf8');

@@ -2,8 +2,8 @@
 // layer alone. Every connection to a name shares the same bytes and nothing is cached, so flush is
 // a no-op and CAN_MULTI_CONN is honest.
 
+import { assert, badArgument, unknownExport } from '../errors.js';
 import type { ExportProvider, NbdExport } from './export.js';
-import { unknownExport } from './export.js';
 
 export interface MemoryExportSpec {
   size: number;
@@ -41,7 +41,7 @@ export class MemoryExportProvider implements ExportProvider {
   }
 
   add(name: string, spec: MemoryExportSpec): void {
-    if (!Number.isSafeInteger(spec.size) || spec.size < 0) throw new RangeError(`export "${name}": size ${spec.size} is not a byte count`);
+    if (!Number.isSafeInteger(spec.size) || spec.size < 0) throw badArgument(`export "${name}": size ${spec.size} is not a byte count`);
     const bytes = Buffer.alloc(spec.size);
     spec.data?.copy(bytes, 0, 0, Math.min(spec.data.length, spec.size));
     this.volumes.set(name, {
@@ -70,9 +70,7 @@ export class MemoryExportProvider implements ExportProvider {
     const stats = this.stats;
     const { bytes } = v;
     let closed = false;
-    const live = () => {
-      if (closed) throw Object.assign(new Error(`export "${name}" is closed`), { code: 'EIO' });
-    };
+    const live = () => assert(!closed, `the server calls export "${name}" only before closing it`);
     return {
       name,
       size: bytes.length,
@@ -106,7 +104,7 @@ export class MemoryExportProvider implements ExportProvider {
         stats.flushes++;
       },
       close() {
-        if (closed) throw new Error(`export "${name}" closed twice`);
+        assert(!closed, `the server closes export "${name}" once`);
         closed = true;
         stats.closes++;
       },

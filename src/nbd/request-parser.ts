@@ -8,6 +8,11 @@
 // during push(): the parser copies whatever it keeps, and a write's payload always goes out in an
 // assembly buffer. Assembly buffers a consumer kept come back through recycle() once it is done
 // with them, so a steady stream of asynchronous writes allocates nothing.
+//
+// Backpressure works between requests, not between socket reads: before each request the parser
+// asks the sink whether it may take one more (RequestSink.saturated). If not, it keeps the rest of
+// the chunk (a copy if volatile) and stops until resume(). One socket read can hold thousands of
+// 28-byte READ headers, so without this a single chunk could queue any number of large replies.
 
 import { CMD_WRITE, REQUEST_HEADER_BYTES, REQUEST_MAGIC } from './constants.js';
 
@@ -33,6 +38,10 @@ export interface RequestSink {
   request(req: RequestHeader, error: number, payload: Buffer | null): boolean;
   /** The stream is not NBD requests any more; the parser has stopped. */
   badMagic(magic: number): void;
+  /**
+   * Asked before each request: true holds the parser (the sink stops the socket) until resume().
+   */
+  saturated(): boolean;
 }
 
 /** Assembly buffers up to this size are kept for the next request. */
@@ -62,6 +71,8 @@ export class RequestParser {
   private readonly lent = new Set<ArrayBufferLike>();
   private readonly pool: Buffer[] = [];
   private poolBytes = 0;
+  /** Bytes received but not parsed while the sink is saturated, in arrival order. */
+  private held: Buffer[] | null = null;
 
   constructor(private readonly sink: RequestSink) {}
 
@@ -79,6 +90,20 @@ export class RequestParser {
     this.state = State.Stopped;
     this.current = null;
     this.payload = null;
+    this.held = null;
+  }
+
+  /** True while the parser keeps bytes back because the sink was saturated. */
+  get holding(): boolean {
+    return this.held !== null;
+  }
+
+  /** The sink can take requests again: parse what was held back (it may be held again). */
+  resume(): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    for (const chunk of held) this.push(chunk);
   }
 
   /**
@@ -102,6 +127,10 @@ export class RequestParser {
         case State.Stopped:
           return;
         case State.Header: {
+          if (this.headerFill === 0 && (this.held !== null || this.sink.saturated())) {
+            this.hold(chunk.subarray(pos), volatile);
+            return;
+          }
           if (this.headerFill === 0 && end - pos >= REQUEST_HEADER_BYTES) {
             pos = this.onHeader(chunk, pos);
           } else {
@@ -152,6 +181,10 @@ export class RequestParser {
         }
       }
     }
+  }
+
+  private hold(rest: Buffer, volatile: boolean): void {
+    (this.held ??= []).push(volatile ? Buffer.from(rest) : rest);
   }
 
   /** Decodes the header at buf[pos..pos+28) and returns the position after it. */

@@ -13,17 +13,18 @@
 // FORCEDTLS (handshake.ts): before TLS, every option but STARTTLS/ABORT gets NBD_REP_ERR_TLS_REQD
 // and NBD_OPT_EXPORT_NAME closes the connection. Without opts.tls, STARTTLS gets NBD_REP_ERR_UNSUP.
 //
-// Reads: plain connections read into one reusable buffer each (socket-reads.ts, LIMITS.readBufferBytes),
+// Reads: plain connections read into one reusable buffer each (socket-reads.ts, NBD_LIMITS.readBufferBytes),
 // TLS-capable listeners through Node's 'data' events.
 // Commands READ, WRITE, FLUSH, TRIM (if the export can), WRITE_ZEROES (NO_HOLE accepted), DISC;
 // FUA on any command. CAN_MULTI_CONN only when the export says flush covers every connection; a
 // read-only export gets READ_ONLY and no SEND_TRIM / SEND_WRITE_ZEROES.
 //
-// Limits (constants.ts LIMITS): READ/WRITE payload <= maxPayloadBytes (default 32 MiB, advertised
-// as the maximum block size; min 1, preferred 4096); option data <= 64 KiB and <= 1024 options per
-// connection (else hard disconnect); handshake within handshakeTimeoutMs (default 10 s, else
-// closed); <= 128 requests in flight and <= 64 MiB of queued replies per connection before the
-// server stops reading that socket; maxConnections admitted at once (default 128). A connection
+// Limits (constants.ts NBD_LIMITS): READ/WRITE payload <= maxPayloadBytes (default 64 MiB, for every
+// client however it negotiated); advertised block sizes min 1, preferred 4096, maximum
+// min(maxPayloadBytes, 32 MiB); option data <= 64 KiB and <= 1024 options per connection (else
+// hard disconnect); handshake within handshakeTimeoutMs (default 10 s, else closed); <= 128
+// requests in flight and <= 64 MiB of replies owed per connection (passed by at most one reply)
+// before the server stops reading that socket; maxConnections admitted at once (default 128). A connection
 // over the limit still gets the greeting, then every option is answered NBD_REP_ERR_POLICY
 // "connection limit reached" (clients print it) and NBD_OPT_EXPORT_NAME is closed; at most 16
 // such connections wait at once, further ones are closed right after accept.
@@ -43,7 +44,8 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
-import { LIMITS } from './constants.js';
+import { badArgument, closed as closedError } from '../errors.js';
+import { NBD_LIMITS } from './constants.js';
 import type { ExportProvider } from './export.js';
 import { HandshakeSession } from './handshake.js';
 import { adoptWithReadBuffer } from './socket-reads.js';
@@ -67,7 +69,7 @@ export interface NbdServerOptions {
   listen?: { host: string; port: number };
   socketPath?: string;
   maxConnections?: number;
-  /** Largest READ/WRITE payload (default 32 MiB). */
+  /** Largest READ/WRITE payload accepted (default 64 MiB); the maximum block size advertised is at most 32 MiB. */
   maxPayloadBytes?: number;
   /** Default 10 s. */
   handshakeTimeoutMs?: number;
@@ -128,7 +130,7 @@ class Connection {
     // Accepted paused (pauseOnConnect): nothing has been read yet, so the handle can move.
     let socket: net.Socket | null = null;
     if (config.readBuffer && config.tls === null && refusal === null) {
-      socket = adoptWithReadBuffer(accepted, Buffer.allocUnsafeSlow(LIMITS.readBufferBytes), (chunk) => this.onChunk(chunk, true));
+      socket = adoptWithReadBuffer(accepted, Buffer.allocUnsafeSlow(NBD_LIMITS.readBufferBytes), (chunk) => this.onChunk(chunk, true));
     }
     this.readPath = socket ? 'buffer' : 'stream';
     if (!socket) {
@@ -264,13 +266,13 @@ class Connection {
     const socket = this.socket;
     if (socket.destroyed) return;
     socket.end();
-    setTimeout(() => socket.destroy(), LIMITS.lingerMs).unref();
+    setTimeout(() => socket.destroy(), NBD_LIMITS.lingerMs).unref();
   }
 }
 
 function checkInteger(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`startNbdServer: ${name} must be an integer in [${min}, ${max}], got ${value}`);
+    throw badArgument(`startNbdServer: ${name} must be an integer in [${min}, ${max}], got ${value}`);
   }
   return value;
 }
@@ -279,13 +281,13 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
   const log = opts.log ?? (() => {});
   const maxPayloadBytes = checkInteger(
     'maxPayloadBytes',
-    opts.maxPayloadBytes ?? LIMITS.payloadBytesMaxDefault,
-    LIMITS.payloadBytesMaxLowest,
-    LIMITS.payloadBytesMaxHighest,
+    opts.maxPayloadBytes ?? NBD_LIMITS.payloadBytesMaxDefault,
+    NBD_LIMITS.payloadBytesMaxLowest,
+    NBD_LIMITS.payloadBytesMaxHighest,
   );
-  const handshakeTimeoutMs = checkInteger('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? LIMITS.handshakeTimeoutMsDefault, 1, 3_600_000);
-  const maxConnections = checkInteger('maxConnections', opts.maxConnections ?? LIMITS.connectionsMaxDefault, 1, 65_536);
-  if (opts.listen && opts.socketPath) throw new RangeError('startNbdServer: give listen or socketPath, not both');
+  const handshakeTimeoutMs = checkInteger('handshakeTimeoutMs', opts.handshakeTimeoutMs ?? NBD_LIMITS.handshakeTimeoutMsDefault, 1, 3_600_000);
+  const maxConnections = checkInteger('maxConnections', opts.maxConnections ?? NBD_LIMITS.connectionsMaxDefault, 1, 65_536);
+  if (opts.listen && opts.socketPath) throw badArgument('startNbdServer: give listen or socketPath, not both');
   let tlsConfig: ConnectionConfig['tls'] = null;
   if (opts.tls) {
     const t = opts.tls;
@@ -322,7 +324,7 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
       void conn.closed.then(() => admitted.delete(conn));
       return;
     }
-    if (refused.size >= LIMITS.refusedConnectionsMax) {
+    if (refused.size >= NBD_LIMITS.refusedConnectionsMax) {
       log(`nbd: connection limit of ${maxConnections} reached, dropping a new connection`);
       socket.destroy();
       return;
@@ -351,7 +353,8 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
   return {
     address() {
       const addr = server.address();
-      if (addr === null) throw new Error('NBD server is not listening');
+      // Null only once close() has stopped the listener.
+      if (addr === null) throw closedError('NBD server');
       if (typeof addr === 'string') return { path: addr };
       return { host: addr.address, port: addr.port };
     },

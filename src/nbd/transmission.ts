@@ -1,6 +1,12 @@
 // Transmission phase of one connection: checks every request before it reaches the export, calls
 // the export in the order requests arrived, and sends simple replies (in completion order, which
 // proto.md allows), corked so one event-loop turn's replies leave in one writev.
+//
+// Per-connection bounds, checked before each request (the parser holds the rest of a socket read
+// until they clear): NBD_LIMITS.requestsInFlightMax requests in flight, and
+// NBD_LIMITS.replyQueueBytesMax bytes of replies owed (reads in flight plus replies queued on the
+// socket). A reply is never refused for its size, so the bytes owed pass the bound by at most one
+// reply. Reading resumes below half of both.
 
 import type { Socket } from 'node:net';
 import {
@@ -12,7 +18,7 @@ import {
   CMD_TRIM,
   CMD_WRITE,
   CMD_WRITE_ZEROES,
-  LIMITS,
+  NBD_LIMITS,
   NBD_EINVAL,
   NBD_EIO,
   NBD_ENOSPC,
@@ -20,6 +26,7 @@ import {
   SIMPLE_REPLY_HEADER_BYTES,
   SIMPLE_REPLY_MAGIC,
 } from './constants.js';
+import { RewindError } from '../errors.js';
 import { nbdErrorFor, type NbdExport } from './export.js';
 import { RequestParser, type RequestHeader, type RequestSink } from './request-parser.js';
 
@@ -83,6 +90,8 @@ export interface TransmissionOptions {
 export class Transmission implements RequestSink {
   private readonly parser = new RequestParser(this);
   private inFlight = 0;
+  /** Payload bytes of reads the export has not answered yet. */
+  private readBytesInFlight = 0;
   private corked = false;
   private paused = false;
   /** No more requests will be read; the connection ends once in-flight requests are answered. */
@@ -110,7 +119,8 @@ export class Transmission implements RequestSink {
     if (this.draining) return;
     if (!this.corked) this.cork();
     this.parser.push(chunk, volatile);
-    this.maybePause();
+    // The chunk's last request may have reached a bound: stop the socket before the next read.
+    this.saturated();
   }
 
   /** The client ended its side: a partially received request is dropped, never executed. */
@@ -143,6 +153,14 @@ export class Transmission implements RequestSink {
     return checkRequest(req, this.exp, this.options.maxPayloadBytes);
   }
 
+  saturated(): boolean {
+    if (this.paused) return true;
+    if (this.draining || (this.inFlight < NBD_LIMITS.requestsInFlightMax && this.replyBytesOwed() < NBD_LIMITS.replyQueueBytesMax)) return false;
+    this.paused = true;
+    this.socket.pause();
+    return true;
+  }
+
   badMagic(magic: number): void {
     this.options.log(`nbd: ${this.options.label}: bad request magic 0x${magic.toString(16).padStart(8, '0')}, closing the connection`);
     this.draining = true;
@@ -158,6 +176,7 @@ export class Transmission implements RequestSink {
     const fua = (req.flags & CMD_FLAG_FUA) !== 0;
     switch (req.type) {
       case CMD_READ:
+        this.readBytesInFlight += req.length;
         return this.invoke(req, () => exp.read(req.offset, req.length));
       case CMD_WRITE:
         return this.invoke(req, () => exp.write(req.offset, payload!, fua), payload);
@@ -197,7 +216,7 @@ export class Transmission implements RequestSink {
         },
         (err: unknown) => {
           if (payload !== null) this.parser.recycle(payload);
-          this.settle(req, err ?? new Error('rejected'), undefined, true);
+          this.settle(req, err ?? new RewindError('IO', 'the export rejected without a reason'), undefined, true);
         },
       );
       return true;
@@ -208,6 +227,7 @@ export class Transmission implements RequestSink {
 
   private settle(req: RequestHeader, err: unknown, value: Buffer | void, failed: boolean): void {
     this.inFlight--;
+    if (req.type === CMD_READ) this.readBytesInFlight -= req.length;
     if (failed) {
       const code = nbdErrorFor(err);
       const message = err instanceof Error ? err.message : String(err);
@@ -256,19 +276,16 @@ export class Transmission implements RequestSink {
     this.socket.uncork();
   };
 
-  private maybePause(): void {
-    if (this.paused || this.draining) return;
-    if (this.inFlight >= LIMITS.requestsInFlightMax || this.socket.writableLength >= LIMITS.replyQueueBytesMax) {
-      this.paused = true;
-      this.socket.pause();
-    }
+  private replyBytesOwed(): number {
+    return this.readBytesInFlight + this.socket.writableLength;
   }
 
   private maybeResume(): void {
     if (!this.paused || this.draining) return;
-    if (this.inFlight < LIMITS.requestsInFlightMax / 2 && this.socket.writableLength < LIMITS.replyQueueBytesMax / 2) {
+    if (this.inFlight < NBD_LIMITS.requestsInFlightMax / 2 && this.replyBytesOwed() < NBD_LIMITS.replyQueueBytesMax / 2) {
       this.paused = false;
       this.socket.resume();
+      this.parser.resume();
     }
   }
 
@@ -279,7 +296,7 @@ export class Transmission implements RequestSink {
       if (this.corked) this.uncork();
       socket.end();
       // A client that never closes its side must not keep the connection (or a server close) alive.
-      setTimeout(() => socket.destroy(), LIMITS.lingerMs).unref();
+      setTimeout(() => socket.destroy(), NBD_LIMITS.lingerMs).unref();
     }
     if (this.exportClosed) return;
     this.exportClosed = true;

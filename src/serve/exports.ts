@@ -1,12 +1,16 @@
 // What `rewind serve` exports over NBD: each production volume read-write (writes are captured
 // into the journal), and any past point of a volume read-only: "<volume>@seq=<N>" and
 // "<volume>@time=<ISO>" are point-in-time views, kept correct while new windows are applied.
+//
+// The NBD server takes reads and writes up to 64 MiB, the store up to its writeBytesMax (32 MiB):
+// a longer write becomes consecutive store writes issued in one go, so no other write comes
+// between them and the history is exact again at the last one (a view of a sequence number inside
+// the request shows its first pieces only). A longer read is read in pieces into one buffer.
 import type { ExportProvider, NbdExport } from '../nbd/export.js';
-import { NbdExportError, unknownExport, EXPORT_ERROR_CODES } from '../nbd/export.js';
 import type { Store } from '../store/store.js';
 import { parseTime } from '../units.js';
 import type { Volume } from '../volumes/volume-set.js';
-import { readOnly } from '../errors.js';
+import { badArgument, exportUnavailable, readOnly, unknownExport } from '../errors.js';
 
 const VIEW_NAME = /^(.+)@(seq|time)=(.+)$/;
 
@@ -39,8 +43,11 @@ export class StoreExports implements ExportProvider {
       canTrim: true,
       // One journal for every connection: a flush anywhere makes every acknowledged write durable.
       canMultiConn: true,
-      read: (offset, length) => store.read(v.name, offset, length),
+      read: (offset, length) => (length <= store.limits.writeBytesMax ? store.read(v.name, offset, length) : readInPieces(store, v.name, offset, length)),
       write(offset, data, fua) {
+        if (data.byteLength > store.limits.writeBytesMax) {
+          return writeInPieces(store, v.name, offset, data).then(() => (fua ? store.flush() : undefined));
+        }
         // Captured before returning unless the write has to wait; then data is copied by write().
         if (store.writeNow(v.name, offset, data) !== null) return fua ? store.flush() : undefined;
         return store.write(v.name, offset, data).then(() => (fua ? store.flush() : undefined));
@@ -81,12 +88,33 @@ export class StoreExports implements ExportProvider {
         close() {},
       };
     } catch (err) {
-      throw new NbdExportError(EXPORT_ERROR_CODES.NBD_UNKNOWN_EXPORT, `export "${name}": ${(err as Error).message}`);
+      throw exportUnavailable(name, err);
     }
   }
 }
 
 function parseSeq(text: string): number {
-  if (!/^\d+$/.test(text)) throw new Error(`"${text}" is not a sequence number`);
+  if (!/^\d+$/.test(text)) throw badArgument(`"${text}" is not a sequence number`);
   return Number(text);
+}
+
+/**
+ * One write longer than the store's limit, as store writes of at most that limit, all called now:
+ * they are captured (or queue to be captured) in order, one after another. If one fails, the
+ * request fails; the pieces that succeeded stay in the history, as NBD allows for a failed write.
+ */
+function writeInPieces(store: Store, volume: string, offset: number, data: Buffer): Promise<unknown> {
+  const max = store.limits.writeBytesMax;
+  const pieces: Promise<number>[] = [];
+  for (let at = 0; at < data.byteLength; at += max) {
+    pieces.push(store.write(volume, offset + at, data.subarray(at, Math.min(data.byteLength, at + max))));
+  }
+  return Promise.all(pieces);
+}
+
+function readInPieces(store: Store, volume: string, offset: number, length: number): Buffer {
+  const max = store.limits.writeBytesMax;
+  const out = Buffer.allocUnsafe(length);
+  for (let at = 0; at < length; at += max) store.read(volume, offset + at, Math.min(max, length - at)).copy(out, at);
+  return out;
 }

@@ -74,6 +74,7 @@ describe('request parser', () => {
           badMagic: () => {
             throw new Error('no bad magic in this stream');
           },
+          saturated: () => false,
         });
         for (const chunk of split(bytes, cuts)) parser.push(chunk);
         expect(parser.midRequest).toBe(false);
@@ -97,6 +98,53 @@ describe('request parser', () => {
     );
   });
 
+  it('a sink that saturates between requests gets the same requests, in order, once it resumes (volatile chunks too)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(wireRequest, { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        fc.array(fc.boolean(), { maxLength: 60 }),
+        fc.boolean(),
+        (reqs, cuts, saturations, volatile) => {
+          const { bytes, payloads } = encode(reqs);
+          const seen: { req: RequestHeader; payload: Buffer | null }[] = [];
+          let asked = 0;
+          let requestsWhileSaturated = 0;
+          let saturated = false;
+          const parser = new RequestParser({
+            check: () => 0,
+            request: (req, _error, payload) => {
+              if (saturated) requestsWhileSaturated++;
+              seen.push({ req, payload: payload && Buffer.from(payload) });
+              return false;
+            },
+            badMagic: () => {
+              throw new Error('no bad magic in this stream');
+            },
+            saturated: () => (saturated = saturations[asked++] ?? false),
+          });
+          for (const chunk of split(bytes, cuts)) {
+            // A volatile chunk is scribbled over once push() returns: what the parser held must be a copy.
+            const wire = volatile ? Buffer.from(chunk) : chunk;
+            parser.push(wire, volatile);
+            if (volatile) wire.fill(0xee);
+          }
+          while (parser.holding) {
+            saturated = false;
+            parser.resume();
+          }
+          expect(requestsWhileSaturated).toBe(0);
+          expect(parser.midRequest).toBe(false);
+          expect(seen.map((x) => x.req.handleLo)).toEqual(reqs.map((r) => Number(r.handle & 0xffff_ffffn)));
+          reqs.forEach((r, k) => {
+            if (r.type === 1 && r.length > 0) expect(seen[k]!.payload!.equals(payloads[k]!)).toBe(true);
+          });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
   it('stops at the first bad magic and never reports a request after it', () => {
     fc.assert(
       fc.property(fc.array(wireRequest, { maxLength: 5 }), fc.uint8Array({ minLength: 28, maxLength: 200 }), fc.array(fc.nat(), { maxLength: 10 }), (reqs, junk, cuts) => {
@@ -104,7 +152,7 @@ describe('request parser', () => {
         const good = encode(reqs).bytes;
         let requests = 0;
         let bad = 0;
-        const parser = new RequestParser({ check: () => 0, request: () => (requests++, false), badMagic: () => void bad++ });
+        const parser = new RequestParser({ check: () => 0, request: () => (requests++, false), badMagic: () => void bad++, saturated: () => false });
         for (const chunk of split(Buffer.concat([good, Buffer.from(junk), good]), cuts)) parser.push(chunk);
         expect(bad).toBe(1);
         expect(requests).toBe(reqs.length);

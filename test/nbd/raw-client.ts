@@ -189,6 +189,24 @@ export class RawClient {
     return { size: Number(exp.data.readBigUInt64BE(2)), flags: exp.data.readUInt16BE(10), replies };
   }
 
+  /**
+   * NBD_OPT_EXPORT_NAME, the old way to pick an export (no block sizes agreed, no error reply);
+   * assumes NO_ZEROES was negotiated (start() does). Returns export size and transmission flags.
+   */
+  async exportName(name: string): Promise<{ size: number; flags: number }> {
+    this.sendOption(1, Buffer.from(name, 'utf8'));
+    const r = await this.read(10);
+    return { size: Number(r.readBigUInt64BE(0)), flags: r.readUInt16BE(8) };
+  }
+
+  /** Connect, handshake and NBD_OPT_EXPORT_NAME in one step. */
+  static async openByExportName(port: number, name: string): Promise<{ client: RawClient; size: number; flags: number }> {
+    const client = await RawClient.connect(port);
+    await client.start();
+    const { size, flags } = await client.exportName(name);
+    return { client, size, flags };
+  }
+
   /** Connect, handshake and GO in one step. */
   static async open(port: number, name: string): Promise<{ client: RawClient; size: number; flags: number }> {
     const client = await RawClient.connect(port);

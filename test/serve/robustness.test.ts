@@ -79,13 +79,13 @@ describe('rewind serve: bad input from a raw client', () => {
     expect(await client.simpleReply()).toMatchObject({ error: NBD_ENOSPC, handle: 4n });
     expect((await client.readAt(SIZE, 512, 5n)).error).toBe(NBD_EINVAL);
     expect((await client.readAt(SIZE - 512, 1024, 6n)).error).toBe(NBD_EINVAL);
-    // Zero length, an unknown command, an unknown flag, a read over the 32 MiB maximum.
+    // Zero length, an unknown command, an unknown flag, a read over the 64 MiB maximum.
     expect((await client.readAt(0, 0, 7n)).error).toBe(NBD_EINVAL);
     client.sendRequest(99, { handle: 8n, offset: 0, length: 512 });
     expect(await client.simpleReply()).toMatchObject({ error: NBD_EINVAL, handle: 8n });
     client.sendRequest(CMD_READ, { handle: 9n, flags: 0x8000, offset: 0, length: 512 });
     expect(await client.simpleReply()).toMatchObject({ error: NBD_EINVAL, handle: 9n });
-    expect((await client.readAt(0, 32 * MiB + 1, 10n)).error).toBe(NBD_EINVAL);
+    expect((await client.readAt(0, 64 * MiB + 1, 10n)).error).toBe(NBD_EINVAL);
     await expectUnchanged(store, base.lastSeq);
 
     // The same connection still works, and nothing was written past the first write.
