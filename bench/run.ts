@@ -1,6 +1,8 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,e2e,sustained runs a subset.
+// --only kernels,capture,pipeline,restore,e2e,sustained runs a subset. The long crash-simulation
+// sweep runs only when asked for, with --only sim or --sim-seeds N (N defaults to SIM_SEEDS, else
+// 500): `npm run bench -- --only sim --sim-seeds 500` runs just the sweep.
 import { writeFileSync } from 'node:fs';
 import { benchKernels } from './kernels.js';
 import { benchCapture } from './capture.js';
@@ -8,6 +10,7 @@ import { benchPipeline, printPipeline } from './pipeline.js';
 import { benchRestore, printRestore } from './restore.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchSustained, printSustained } from './sustained.js';
+import { benchSimSweep, printSimSweep } from './sim-sweep.js';
 import { fixed } from './format.js';
 
 const quick = process.argv.includes('--quick');
@@ -16,6 +19,8 @@ const outPath = outIndex > 0 ? process.argv[outIndex + 1] : 'bench-results.json'
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex > 0 ? new Set(process.argv[onlyIndex + 1].split(',')) : null;
 const want = (name: string) => only === null || only.has(name);
+const simIndex = process.argv.indexOf('--sim-seeds');
+const simSeeds = Number(simIndex > 0 ? process.argv[simIndex + 1] : (process.env.SIM_SEEDS ?? 500));
 
 const f = (n: number | null, digits = 2) => fixed(n, digits);
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, quick };
@@ -68,6 +73,15 @@ if (want('sustained')) {
   printSustained(sustained);
   // The per-second samples stay in the JSON.
   results.sustained = sustained;
+  save();
+}
+
+if (simIndex > 0 || only?.has('sim')) {
+  console.log(`\nCrash simulation sweep: ${simSeeds} seeds (the test suite runs its small default), seeds per second and the outcome`);
+  const sim = await benchSimSweep({ seeds: simSeeds, log: (m) => console.log(m) });
+  printSimSweep(sim);
+  results.sim = sim;
+  if (sim.exitCode !== 0) process.exitCode = 1;
   save();
 }
 

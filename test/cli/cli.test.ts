@@ -1,8 +1,8 @@
 // The `rewind` command line, run as a user runs it: the real bin (`node bin/rewind.js`, which runs
-// the compiled dist/ — `npm run build` first) in a child process. It promises the contract of
-// DESIGN.md: the commands and their help; `init` then `status --json` as one JSON document;
-// errors exit non-zero (2 for bad arguments, 3 for an unusable store, 1 for damage) with a message
-// on stderr naming the problem; `log --json` lists the windows; `restore` by --seq, --tx or --time
+// the compiled dist/ — `npm run build` first) in a child process. The contract it checks: the
+// commands and their help; `init` then `status --json` as one JSON document; errors exit
+// non-zero (2 for bad arguments, 3 for an unusable store, 1 for damage) with a message on stderr
+// naming the problem; `log --json` lists the windows; `restore` by --seq, --tx or --time
 // writes exactly the volume at that point; `verify` says ok on a sound store and names the damaged
 // file otherwise; a restore that needs a damaged file fails naming it, one that does not succeeds.
 

@@ -7,7 +7,7 @@ import { stopAll } from '../helpers/processes.js';
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 
-// NBD protocol error values (proto.md).
+// NBD protocol error values (NetworkBlockDevice/nbd doc/proto.md).
 export const NBD_EPERM = 1;
 export const NBD_EIO = 5;
 export const NBD_EINVAL = 22;

@@ -11,7 +11,7 @@ import { initStore, Store } from '../../src/index.js';
 import { StoreExports } from '../../src/serve/exports.js';
 import { startNbdServer, type NbdServer } from '../../src/nbd/server.js';
 import { RawClient } from '../nbd/raw-client.js';
-import { findTool } from '../helpers/tools.js';
+import { requireTool } from '../helpers/tools.js';
 import { prng } from '../helpers/model.js';
 import {
   BLOCK, FaultyStorage, KiB, MiB, NBD_EIO, NBD_ENOSPC, killChildren, nbdshEnv, patternWrite, removeTempDirs, rewind, tempDir, uri,
@@ -205,7 +205,7 @@ it('ENOSPC when the journal starts a new segment: the write fails, and writing r
 }, 30_000);
 
 it('clients see the error by name: nbdsh gets ENOSPC, then EIO, from pwrite; then the write succeeds', async (ctx) => {
-  if (!findTool('nbdsh')) ctx.skip();
+  if (!requireTool('nbdsh')) ctx.skip();
   const { storage, port, model, connect } = await setup();
   const script = [
     `h.connect_uri(${JSON.stringify(uri(port, 'disk0'))})`,

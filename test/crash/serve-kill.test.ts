@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { RawClient } from '../nbd/raw-client.js';
 import { prng } from '../helpers/model.js';
-import { findTool } from '../helpers/tools.js';
+import { requireTool } from '../helpers/tools.js';
 import {
   BLOCK, MiB, consistentPrefix, identifyBlock, killChildren, nbdshEnv, ok, patternWrite, removeTempDirs, rewind, run, sha256,
   sleep, startServe, tempDir, uri, type PlannedWrite, type Ran, type Served,
@@ -133,8 +133,8 @@ it('SIGKILL of rewind serve during writes: flushed writes survive, the volume is
   const dir = tempDir();
   const store = path.join(dir, 'store');
   ok(await rewind(['init', store, '--volume', 'disk0:64M', '--window', 'time:100ms']));
-  const useFio = findTool('fio') !== null;
-  const useNbdcopy = findTool('nbdcopy') !== null;
+  const useFio = requireTool('fio'); // extra load where present; CI must have it
+  const useNbdcopy = requireTool('nbdcopy');
   const seed = Number(process.env.REWIND_CRASH_SEED ?? Date.now() % 1e9);
   const rand = prng(seed);
   const hist = new History();

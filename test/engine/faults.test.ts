@@ -7,6 +7,7 @@ import { afterEach, expect, it } from 'vitest';
 import { initStore, ManualClock, RewindError, Store } from '../../src/index.js';
 import { FaultyStorage } from '../helpers/faulty-storage.js';
 import { Model, prng, randomBytes } from '../helpers/model.js';
+import { until } from '../helpers/until.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -60,7 +61,7 @@ it('a pack write that fails is retried: writes go on, windows apply once the dis
     model.add({ seq, volume: 'v', offset, data, time: 0 });
   }
   await store.flush();
-  await new Promise((r) => setTimeout(r, 120));
+  await until(() => storage.injected > 0, { what: 'the apply loop tries to write a pack' });
   expect(storage.injected).toBeGreaterThan(0);
   expect(store.appliedSeq).toBe(0);
   // The past is readable meanwhile, from the journal.
@@ -91,7 +92,7 @@ it('a replica write that fails after the pack is durable is redone from the pack
     const seq = await store.write('v', offset, data);
     model.add({ seq, volume: 'v', offset, data, time: 0 });
   }
-  await new Promise((r) => setTimeout(r, 120));
+  await until(() => storage.injected > 0, { what: 'the apply loop tries the second replica write' });
   expect(store.appliedSeq).toBe(6);
   storage.fault = null;
   await store.settle();

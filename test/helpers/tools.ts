@@ -15,6 +15,7 @@ const PACKAGES: Record<string, string> = {
   'qemu-nbd': 'qemu-utils',
   fio: 'fio',
   nbdkit: 'nbdkit',
+  openssl: 'openssl',
 };
 
 const found = new Map<string, string | null>();

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { until } from '../helpers/until.js';
 import { RewindError } from '../../src/errors.js';
 import { Journal } from '../../src/journal/journal.js';
 import { JournalReader, type RecordRef } from '../../src/journal/reader.js';
@@ -246,8 +247,9 @@ describe('flush and group commit', () => {
     let release!: () => void;
     storage.hold = new Promise((r) => (release = r));
     let done = false;
+    const before = storage.fileSyncs;
     const f = j.flush().then(() => (done = true));
-    await new Promise((r) => setTimeout(r, 20));
+    await until(() => storage.fileSyncs > before, { what: 'the flush reaches the (held) fsync' });
     expect(done).toBe(false);
     expect(j.syncedSeq).toBe(0);
     release();
@@ -276,7 +278,7 @@ describe('flush and group commit', () => {
     j.append(0, 0, Buffer.from('a'), 1);
     const first = j.flush();
     // While the first sync is held: more writes, many flushers.
-    await new Promise((r) => setTimeout(r, 5));
+    await until(() => storage.fileSyncs - before === 1, { what: 'the first flush reaches the (held) fsync' });
     const later: Promise<void>[] = [];
     for (let i = 0; i < 50; i++) {
       j.append(0, 0, Buffer.from('b'), 2);

@@ -3,6 +3,8 @@
 import { startNbdServer, type NbdServer, type NbdServerOptions } from '../../src/nbd/server.js';
 import type { ExportProvider } from '../../src/nbd/export.js';
 
+export { until } from '../helpers/until.js';
+
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 
@@ -21,16 +23,6 @@ export async function closeServers(): Promise<void> {
   const all = [...servers];
   servers.clear();
   await Promise.all(all.map((s) => s.close({ graceful: false })));
-}
-
-/** Polls until cond() is true or the time is up. */
-export async function until(cond: () => boolean, waitMs = 2000): Promise<boolean> {
-  const deadline = Date.now() + waitMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
 }
 
 export function pattern(length: number, seed: number): Buffer {

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryExportProvider } from '../../src/nbd/memory-export.js';
 import { requireTool } from '../helpers/tools.js';
 import { BIN, rewind, run, tempDir, removeTempDirs } from '../serve/harness.js';
-import { closeServers, MiB, pattern, serve } from './harness.js';
+import { closeServers, MiB, pattern, serve, until } from './harness.js';
 import { RawClient } from './raw-client.js';
 
 const OPT = { EXPORT_NAME: 1, ABORT: 2, LIST: 3, STARTTLS: 5, INFO: 6, GO: 7 };
@@ -187,8 +187,7 @@ describe('NBD_OPT_STARTTLS on the wire', () => {
     again.sendOption(OPT.ABORT);
     expect((await again.optionReply()).type).toBe(REP.ACK);
     again.destroy();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(server.connections()).toBe(0);
+    await until(() => server.connections() === 0);
   });
 });
 

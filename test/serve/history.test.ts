@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireTool } from '../helpers/tools.js';
+import { until } from '../helpers/until.js';
 import {
   dumpOnFailure,
   KiB,
@@ -19,7 +20,6 @@ import {
   rewind,
   run,
   sha256,
-  sleep,
   startChild,
   startServe,
   status,
@@ -119,7 +119,8 @@ describe('rewind serve: past points as exports (window count:50)', () => {
     const snap = { seq: s.lastSeq, time: s.lastTime, file, hash: sha256(readFileSync(file)) };
     snaps.push(snap);
     // The next write must carry a later millisecond than this point's lastTime.
-    await sleep(5);
+    const stamped = s.lastTime === null ? 0 : Date.parse(s.lastTime);
+    await until(() => Date.now() > stamped);
     return snap;
   }
 

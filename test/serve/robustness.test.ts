@@ -6,22 +6,24 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RawClient } from '../nbd/raw-client.js';
 import { fioVerifyArgs, requireTool } from '../helpers/tools.js';
-import { KiB, MiB, ok, removeTempDirs, rewind, run, sleep, startServe, status, statusUntil, stopAll, tempDir, initStore, uri, type Served } from './harness.js';
+import { until } from '../helpers/until.js';
+import { KiB, MiB, ok, removeTempDirs, rewind, run, startServe, status, statusUntil, stopAll, tempDir, initStore, uri, type Served } from './harness.js';
 
 const NBD_EPERM = 1;
 const NBD_EINVAL = 22;
 const NBD_ENOSPC = 28;
 const CMD_READ = 0;
 const CMD_WRITE = 1;
+const CMD_FLUSH = 3;
 const SIZE = 64 * MiB;
 
 afterEach((ctx) => stopAll(ctx));
 afterAll(removeTempDirs);
 
-async function freshServer(): Promise<{ store: string; srv: Served }> {
+async function freshServer(extra: string[] = []): Promise<{ store: string; srv: Served }> {
   const store = path.join(tempDir(), 'store');
   await initStore(store, 'disk0:64M', 'count:50');
-  return { store, srv: await startServe(store) };
+  return { store, srv: await startServe(store, extra) };
 }
 
 describe('rewind serve: fio', () => {
@@ -49,15 +51,44 @@ describe('rewind serve: fio', () => {
 });
 
 describe('rewind serve: bad input from a raw client', () => {
-  /** lastSeq has not moved (given the server a moment to act on whatever it was sent). */
-  async function expectUnchanged(store: string, lastSeq: number): Promise<void> {
-    await sleep(100);
+  /**
+   * lastSeq has not moved. The caller has seen the server act on the bad input (its reply, the
+   * connection closed, or the next connection admitted); a FLUSH on `via` then puts on disk
+   * whatever the server journaled, where `rewind status` reads it.
+   */
+  async function expectUnchanged(store: string, lastSeq: number, via: RawClient): Promise<void> {
+    via.sendRequest(CMD_FLUSH, { handle: 99n });
+    expect(await via.simpleReply()).toMatchObject({ error: 0, handle: 99n });
     expect((await status(store)).lastSeq).toBe(lastSeq);
   }
 
+  /**
+   * A new connection, once the server admits one. Under --max-connections 1 that means the
+   * connection before it has closed and everything it made the server do is done.
+   */
+  async function nextAdmitted(port: number): Promise<RawClient> {
+    let admitted: RawClient | null = null;
+    await until(
+      async () => {
+        const c = await RawClient.connect(port);
+        try {
+          await c.start();
+          await c.go('disk0');
+          admitted = c;
+          return true;
+        } catch {
+          c.destroy();
+          return false;
+        }
+      },
+      { what: 'the server admits a connection again (the previous one has closed)' },
+    );
+    return admitted!;
+  }
+
   /** Another connection still gets served: a read that returns the expected bytes. */
-  async function expectServing(srv: Served, offset: number, expected: Buffer): Promise<void> {
-    const { client } = await RawClient.open(srv.port, 'disk0');
+  async function expectServing(srv: Served, offset: number, expected: Buffer, connection?: RawClient): Promise<void> {
+    const client = connection ?? (await RawClient.open(srv.port, 'disk0')).client;
     const r = await client.readAt(offset, expected.length);
     expect(r.error).toBe(0);
     expect(r.data!.equals(expected)).toBe(true);
@@ -86,7 +117,7 @@ describe('rewind serve: bad input from a raw client', () => {
     client.sendRequest(CMD_READ, { handle: 9n, flags: 0x8000, offset: 0, length: 512 });
     expect(await client.simpleReply()).toMatchObject({ error: NBD_EINVAL, handle: 9n });
     expect((await client.readAt(0, 64 * MiB + 1, 10n)).error).toBe(NBD_EINVAL);
-    await expectUnchanged(store, base.lastSeq);
+    await expectUnchanged(store, base.lastSeq, client);
 
     // The same connection still works, and nothing was written past the first write.
     const back = await client.readAt(0, 8 * KiB, 11n);
@@ -102,8 +133,9 @@ describe('rewind serve: bad input from a raw client', () => {
     const viewBack = await view.client.readAt(0, 4 * KiB, 2n);
     expect(viewBack.data!.equals(good)).toBe(true);
     expect(await view.client.disconnect()).toBe(true);
-    await expectUnchanged(store, base.lastSeq);
-    await expectServing(srv, 0, good);
+    const after = (await RawClient.open(srv.port, 'disk0')).client;
+    await expectUnchanged(store, base.lastSeq, after);
+    await expectServing(srv, 0, good, after);
   });
 
   it('a bad request magic closes only that connection', async () => {
@@ -112,7 +144,7 @@ describe('rewind serve: bad input from a raw client', () => {
     const { client } = await RawClient.open(srv.port, 'disk0');
     client.sendRequest(CMD_WRITE, { magic: 0x12345678, offset: 0, payload: Buffer.alloc(4 * KiB, 3) });
     expect(await client.closedWithin(5000)).toBe(true);
-    await expectUnchanged(store, 0);
+    await expectUnchanged(store, 0, other.client);
     // The connection opened before is untouched, and new ones are served.
     const r = await other.client.readAt(0, 4 * KiB);
     expect(r.error).toBe(0);
@@ -122,23 +154,28 @@ describe('rewind serve: bad input from a raw client', () => {
   });
 
   it('a client that disconnects in the middle of a write payload changes nothing', async () => {
-    const { store, srv } = await freshServer();
+    // One connection at a time, so admitting the next one shows the server is done with the last.
+    const { store, srv } = await freshServer(['--max-connections', '1']);
     const { client } = await RawClient.open(srv.port, 'disk0');
     const good = Buffer.alloc(64 * KiB, 0x42);
     expect((await client.writeAt(MiB, good)).error).toBe(0);
     const base = await statusUntil(store, (s) => s.lastSeq === 1);
-    // The header announces 64 KiB; only 1000 bytes follow before the socket is destroyed.
+    // The header announces 64 KiB; only 1000 bytes follow before the socket is destroyed (once
+    // they have left this process: destroy() drops what is still queued).
     client.write(Buffer.concat([RawClient.requestHeader(CMD_WRITE, { handle: 2n, offset: MiB, length: 64 * KiB }), Buffer.alloc(1000, 0x99)]));
-    await sleep(50);
+    await until(() => client.socket.writableLength === 0);
     client.destroy();
-    await expectUnchanged(store, base.lastSeq);
+    const afterFirst = await nextAdmitted(srv.port);
+    await expectUnchanged(store, base.lastSeq, afterFirst);
+    afterFirst.destroy();
     // Same with the header itself cut short.
-    const second = await RawClient.open(srv.port, 'disk0');
-    second.client.write(RawClient.requestHeader(CMD_WRITE, { handle: 1n, offset: MiB, length: 4 * KiB }).subarray(0, 20));
-    await sleep(50);
-    second.client.destroy();
-    await expectUnchanged(store, base.lastSeq);
-    await expectServing(srv, MiB, good);
+    const second = await nextAdmitted(srv.port);
+    second.write(RawClient.requestHeader(CMD_WRITE, { handle: 1n, offset: MiB, length: 4 * KiB }).subarray(0, 20));
+    await until(() => second.socket.writableLength === 0);
+    second.destroy();
+    const afterSecond = await nextAdmitted(srv.port);
+    await expectUnchanged(store, base.lastSeq, afterSecond);
+    await expectServing(srv, MiB, good, afterSecond);
     const v = await rewind(['verify', store], 30_000);
     expect(v.code, v.stdout + v.stderr).toBe(0);
   });
