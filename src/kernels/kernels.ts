@@ -17,14 +17,17 @@ export type KernelVariant = 'simd' | 'scalar';
 
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 
+/** An argument the host boundary refuses: the caller broke the kernels' contract (a bug, never input). */
+const boundary = (message: string) => new RewindError('INVARIANT', `kernel boundary: ${message}`);
+
 /** A shared, non-growing memory (initial = maximum) the kernels can import. */
 export function createSharedMemory(bytes: number): WebAssembly.Memory {
   if (!Number.isInteger(bytes) || bytes <= KERNEL_HEAP_START) {
-    throw new RangeError(`kernel memory must be an integer number of bytes above ${KERNEL_HEAP_START}, got ${bytes}`);
+    throw boundary(`kernel memory must be an integer number of bytes above ${KERNEL_HEAP_START}, got ${bytes}`);
   }
   const pages = Math.ceil(bytes / MEMORY_PAGE_BYTES);
   if (pages > MEMORY_PAGES_MAX) {
-    throw new RangeError(`kernel memory of ${bytes} bytes exceeds the wasm32 limit of ${MEMORY_PAGES_MAX * MEMORY_PAGE_BYTES}`);
+    throw boundary(`kernel memory of ${bytes} bytes exceeds the wasm32 limit of ${MEMORY_PAGES_MAX * MEMORY_PAGE_BYTES}`);
   }
   return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 }
@@ -147,7 +150,7 @@ export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: Kerne
   const variant = opts.variant ?? bestVariant();
   const memory = opts.memory ?? createSharedMemory(DEFAULT_MEMORY_BYTES);
   if (!(memory.buffer instanceof SharedArrayBuffer)) {
-    throw new TypeError('kernel memory must be shared: use createSharedMemory()');
+    throw boundary('kernel memory must be shared: use createSharedMemory()');
   }
   const instance = new WebAssembly.Instance(compile(variant), {
     env: {
@@ -169,24 +172,24 @@ export function loadKernels(opts: { memory?: WebAssembly.Memory; variant?: Kerne
 
   function range(what: string, ptr: number, len: number): void {
     if (!Number.isInteger(ptr) || !Number.isInteger(len) || len < 0 || ptr < KERNEL_HEAP_START || ptr + len > end) {
-      throw new RangeError(
+      throw boundary(
         `${what}: [${ptr}, ${ptr}+${len}) must be integers within [${KERNEL_HEAP_START}, ${end}) of kernel memory`,
       );
     }
   }
   function count(what: string, n: number): void {
-    if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff) throw new RangeError(`${what}: bad count ${n}`);
+    if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff) throw boundary(`${what}: bad count ${n}`);
   }
   function blockSizeOk(what: string, blockSize: number): void {
     if (!isValidBlockSize(blockSize)) {
-      throw new RangeError(`${what}: block size ${blockSize} is not a power of two in [512, 65536]`);
+      throw boundary(`${what}: block size ${blockSize} is not a power of two in [512, 65536]`);
     }
   }
   function modeOk(what: string, xorMode: number): void {
-    if (xorMode !== 0 && xorMode !== 1) throw new RangeError(`${what}: xorMode must be 0 or 1, got ${xorMode}`);
+    if (xorMode !== 0 && xorMode !== 1) throw boundary(`${what}: xorMode must be 0 or 1, got ${xorMode}`);
   }
   function disjoint(what: string, p: number, plen: number, q: number, qlen: number): void {
-    if (p < q + qlen && q < p + plen) throw new RangeError(`${what}: regions at ${p} and ${q} overlap`);
+    if (p < q + qlen && q < p + plen) throw boundary(`${what}: regions at ${p} and ${q} overlap`);
   }
   function sameOrDisjoint(what: string, p: number, q: number, len: number): void {
     if (p !== q) disjoint(what, p, len, q, len);
