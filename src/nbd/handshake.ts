@@ -12,8 +12,6 @@ import {
   CLIENT_FLAGS_KNOWN,
   EXPORT_NAME_ZEROES_BYTES,
   FLAG_C_NO_ZEROES,
-  FLAG_FIXED_NEWSTYLE,
-  FLAG_NO_ZEROES,
   IHAVEOPT_HI,
   IHAVEOPT_LO,
   INFO_BLOCK_SIZE,
@@ -21,12 +19,7 @@ import {
   INFO_EXPORT,
   INFO_NAME,
   NBD_LIMITS,
-  NBDMAGIC_HI,
-  NBDMAGIC_LO,
   OPTION_HEADER_BYTES,
-  OPTION_REPLY_HEADER_BYTES,
-  OPTION_REPLY_MAGIC_HI,
-  OPTION_REPLY_MAGIC_LO,
   OPT_ABORT,
   OPT_EXPORT_NAME,
   OPT_GO,
@@ -41,14 +34,10 @@ import {
   REP_ERR_UNSUP,
   REP_INFO,
   REP_SERVER,
-  TFLAG_CAN_MULTI_CONN,
-  TFLAG_HAS_FLAGS,
-  TFLAG_READ_ONLY,
-  TFLAG_SEND_FLUSH,
-  TFLAG_SEND_FUA,
-  TFLAG_SEND_TRIM,
-  TFLAG_SEND_WRITE_ZEROES,
 } from './constants.js';
+import {
+  decodeString, EMPTY, greeting, messageBytes, optionReply, parseInfoRequest, transmissionFlags, writeUInt64, type InfoRequest,
+} from './handshake-wire.js';
 import { EXPORT_POLICY_CODE, type ExportProvider, type NbdExport } from './export.js';
 
 export interface HandshakeConfig {
@@ -71,80 +60,6 @@ export interface HandshakeConfig {
 export type HandshakeOutcome =
   | { readonly kind: 'transmission'; readonly export: NbdExport; readonly leftover: Buffer }
   | { readonly kind: 'close'; readonly reason: string };
-
-export function transmissionFlags(exp: NbdExport): number {
-  let flags = TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA;
-  // A read-only export offers no write-type command (they are still answered, with EPERM).
-  if (exp.readOnly) flags |= TFLAG_READ_ONLY;
-  else {
-    flags |= TFLAG_SEND_WRITE_ZEROES;
-    if (exp.canTrim) flags |= TFLAG_SEND_TRIM;
-  }
-  if (exp.canMultiConn) flags |= TFLAG_CAN_MULTI_CONN;
-  return flags;
-}
-
-export function greeting(): Buffer {
-  const buf = Buffer.allocUnsafe(18);
-  buf.writeUInt32BE(NBDMAGIC_HI, 0);
-  buf.writeUInt32BE(NBDMAGIC_LO, 4);
-  buf.writeUInt32BE(IHAVEOPT_HI, 8);
-  buf.writeUInt32BE(IHAVEOPT_LO, 12);
-  buf.writeUInt16BE(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES, 16);
-  return buf;
-}
-
-export function optionReply(option: number, type: number, data: Buffer = EMPTY): Buffer {
-  const buf = Buffer.allocUnsafe(OPTION_REPLY_HEADER_BYTES + data.length);
-  buf.writeUInt32BE(OPTION_REPLY_MAGIC_HI, 0);
-  buf.writeUInt32BE(OPTION_REPLY_MAGIC_LO, 4);
-  buf.writeUInt32BE(option, 8);
-  buf.writeUInt32BE(type, 12);
-  buf.writeUInt32BE(data.length, 16);
-  data.copy(buf, OPTION_REPLY_HEADER_BYTES);
-  return buf;
-}
-
-const EMPTY = Buffer.alloc(0);
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Decodes an NBD string: valid UTF-8, no NUL, at most NBD_LIMITS.stringBytesMax bytes. Null if not. */
-export function decodeString(bytes: Buffer): string | null {
-  if (bytes.length > NBD_LIMITS.stringBytesMax || bytes.includes(0)) return null;
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    return null;
-  }
-}
-
-/** Truncates a message to a valid NBD string. */
-function messageBytes(message: string): Buffer {
-  let buf = Buffer.from(message.replace(/\0/g, ' '), 'utf8');
-  if (buf.length > NBD_LIMITS.stringBytesMax) buf = Buffer.from(buf.subarray(0, NBD_LIMITS.stringBytesMax).toString('utf8').replace(/\uFFFD+$/, ''), 'utf8');
-  return buf;
-}
-
-export interface InfoRequest {
-  readonly name: string;
-  readonly infos: number[];
-}
-
-/** Parses NBD_OPT_INFO / NBD_OPT_GO data; a string says why it is invalid. */
-export function parseInfoRequest(data: Buffer): InfoRequest | string {
-  if (data.length < 6) return `option data is ${data.length} bytes, at least 6 needed`;
-  const nameLength = data.readUInt32BE(0);
-  if (nameLength > data.length - 6) return `export name length ${nameLength} overruns the option data (${data.length} bytes)`;
-  const name = decodeString(data.subarray(4, 4 + nameLength));
-  if (name === null) return `export name is not a valid NBD string (UTF-8, no NUL, at most ${NBD_LIMITS.stringBytesMax} bytes)`;
-  const count = data.readUInt16BE(4 + nameLength);
-  if (data.length !== 6 + nameLength + 2 * count) {
-    return `option data is ${data.length} bytes, but ${count} information requests need ${6 + nameLength + 2 * count}`;
-  }
-  const infos: number[] = [];
-  for (let i = 0; i < count; i++) infos.push(data.readUInt16BE(6 + nameLength + 2 * i));
-  return { name, infos };
-}
 
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -391,9 +306,4 @@ export class HandshakeSession {
       }
     }
   }
-}
-
-function writeUInt64(buf: Buffer, value: number, pos: number): void {
-  buf.writeUInt32BE(Math.floor(value / 0x1_0000_0000), pos);
-  buf.writeUInt32BE(value >>> 0, pos + 4);
 }
