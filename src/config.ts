@@ -1,7 +1,10 @@
-// rewind.json: the store's volumes, block size and window policy. Written once by `init`.
+// rewind.json: the store's volumes, block size, window policy, retention and capacity. Written by
+// `init`; retention and capacity may be changed later (`rewind config`).
 import { badArgument, corrupt, RewindError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { readWholeFile, writeFileAtomic, type Storage, joinPath } from './storage/storage.js';
+import { parseCapacity } from './lifecycle/capacity.js';
+import { parseRetention } from './lifecycle/retention.js';
 import { parseWindowSpec } from './window/policy.js';
 
 export const CONFIG_FILE = 'rewind.json';
@@ -21,6 +24,10 @@ export interface StoreConfig {
   window: string;
   createdAt: string;
   volumes: VolumeConfig[];
+  /** Retention spec (src/lifecycle/retention.ts); absent: keep everything. Changeable while serving. */
+  retain?: string;
+  /** History capacity, a size in bytes or "N%" of the file system (src/lifecycle/capacity.ts); absent: none. */
+  capacity?: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -45,6 +52,8 @@ export function validateConfig(c: StoreConfig): StoreConfig {
     if (v.size % bs !== 0) throw badArgument(`volume "${v.name}": size ${v.size} is not a multiple of the block size ${bs}`);
   }
   parseWindowSpec(c.window);
+  if (c.retain !== undefined) parseRetention(c.retain);
+  if (c.capacity !== undefined) parseCapacity(c.capacity);
   return c;
 }
 
