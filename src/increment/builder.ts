@@ -10,23 +10,14 @@ import { RECORD_HEADER_BYTES } from '../journal/record.js';
 import type { Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { BLOCK_NUMBER_BYTES, sectionLayout } from './block-encoding.js';
-import { encodePackHeader, encodeSectionHeader, PACK_HEADER_BYTES, packHeaderCrc, packName, SECTION_HEADER_BYTES, type PackHeader } from './pack.js';
-import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from './sections.js';
+import { PackWriter, type BuiltPack } from './pack-writer.js';
+import { forEachRun, SYNC_IO_BYTES_MAX } from './sections.js';
 import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
-import { joinPath, readAsync, writeAsync, writevAsync } from '../storage/storage.js';
+import { readAsync } from '../storage/storage.js';
 import { lowerBound } from '../sorted.js';
 import type { ClosedWindow } from '../window/closed-window.js';
 import { FRAGMENT_BYTES, RECORD_ENTRY_BYTES } from '../kernels/layout.js';
-
-export interface BuiltPack {
-  name: string;
-  path: string;
-  header: PackHeader;
-  headerCrc: number;
-  sections: SectionPlacement[];
-  bytes: number;
-}
 
 export interface BuilderContext {
   storage: Storage;
@@ -37,28 +28,20 @@ export interface BuilderContext {
   pool: KernelPool;
 }
 
+export type { BuiltPack };
+
 export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<BuiltPack> {
   const { pool, blockSize: B } = ctx;
   assert(w.records.length > 0 && w.records[0].seq === w.firstSeq && w.records[w.records.length - 1].seq === w.lastSeq, `window ${w.id} holds seqs ${w.firstSeq}..${w.lastSeq}`);
   const src = await loadWindowRecords(ctx, w);
 
-  const name = packName(w.firstSeq, w.lastSeq);
-  const path = joinPath(ctx.dir, name);
-  const tmpPath = `${path}.tmp`;
-  const file = ctx.storage.open(tmpPath, 'create');
-  file.truncate(0);
-  let filePos = PACK_HEADER_BYTES;
-  const sections: SectionPlacement[] = [];
-  let fwdTotal = 0;
-  let bwdTotal = 0;
-  let changed = 0;
+  const pack = new PackWriter(ctx.storage, ctx.dir, w.firstSeq, w.lastSeq);
   try {
     const jobs: Promise<void>[] = [];
     for (const volume of ctx.volumes.volumes) {
       const recs = w.records.filter((r) => r.volume === volume.index);
       if (recs.length === 0) continue;
       const blocks = changedBlocks(recs, B);
-      changed += blocks.length;
       const M = pool.slots[0].blocksMax;
       const chunkCount = Math.ceil(blocks.length / M);
       const frags: number[][] = Array.from({ length: chunkCount }, () => []);
@@ -73,36 +56,15 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
         const chunkBlocks = blocks.slice(c * M, (c + 1) * M);
         const slot = await pool.acquire();
         const job = buildChunk(ctx, slot, volume.index, chunkBlocks, c * M, blocks, frags[c].map((r) => recs[r]), src, w.firstSeq)
-          .then(async (res) => {
-            const { bodyBytes } = sectionLayout(chunkBlocks.length, res.fwdBytes, res.bwdBytes);
-            const header = encodeSectionHeader(volume.index, chunkBlocks.length, res.fwdBytes, res.bwdBytes, res.bodyCrc);
-            // Sections go into the pack in the order they finish; the place is taken before the write.
-            const at = filePos;
-            filePos += SECTION_HEADER_BYTES + bodyBytes;
-            sections.push({ volume: volume.index, blocks: chunkBlocks, bodyPos: at + SECTION_HEADER_BYTES, bodyBytes, fwdBytes: res.fwdBytes, bwdBytes: res.bwdBytes });
-            fwdTotal += res.fwdBytes;
-            bwdTotal += res.bwdBytes;
-            await writevAsync(file, [header, pool.buffer(slot.out, bodyBytes)], at);
-          })
+          .then((res) => pack.addSection(volume.index, chunkBlocks, res, pool.buffer(slot.out, slot.outBytes)))
           .finally(() => pool.release(slot));
         jobs.push(job);
       }
     }
     await settleAll(jobs);
-    const header: PackHeader = {
-      firstSeq: w.firstSeq, lastSeq: w.lastSeq, t1: w.t1, t2: w.t2, blockSize: B, sections: sections.length,
-      writes: w.records.length, bytesWritten: w.bytes, changedBlocks: changed, fwdBytes: fwdTotal, bwdBytes: bwdTotal,
-    };
-    const headerBuf = encodePackHeader(header);
-    await writeAsync(file, headerBuf, 0);
-    await file.sync();
-    file.close();
-    ctx.storage.rename(tmpPath, path);
-    await ctx.storage.syncDir(ctx.dir);
-    return { name, path, header, headerCrc: packHeaderCrc(headerBuf), sections, bytes: filePos };
+    return await pack.finish({ t1: w.t1, t2: w.t2, blockSize: B, writes: w.records.length, bytesWritten: w.bytes });
   } catch (err) {
-    file.close();
-    ctx.storage.remove(tmpPath);
+    pack.abort();
     throw err;
   }
 }
