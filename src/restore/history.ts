@@ -9,6 +9,7 @@ import type { TransactionIndex } from '../transactions/transactions.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import type { Catalog } from './catalog.js';
 import { PackCache } from './pack-cache.js';
+import { HeldPoints } from './held-points.js';
 import { resolveTarget, type Target } from './target.js';
 import { PointInTimeView } from './view.js';
 import { badArgument, corrupt } from '../errors.js';
@@ -102,6 +103,8 @@ async function copyReplica(replica: StorageFile, out: StorageFile, size: number,
 
 export class History {
   readonly packs: PackCache;
+  /** The points this store holds now (retention and capacity retire the others). */
+  readonly held: HeldPoints;
   /** Bytes of old blocks a restore decodes into memory before copying the replica (tests lower it to exercise the rest). */
   restoreRollbackBytes = RESTORE_ROLLBACK_BYTES;
 
@@ -115,75 +118,89 @@ export class History {
     private readonly state: HistoryState,
   ) {
     this.packs = new PackCache(storage);
+    this.held = new HeldPoints({
+      catalog, journal, index, createdAt: Date.parse(config.createdAt),
+      appliedSeq: () => state.appliedSeq(), lastSeq: () => state.lastSeq(),
+    });
   }
 
-  /** The sequence number a target stands for. */
-  resolve(target: Target): number {
-    return resolveTarget({
+  /**
+   * The sequence number a target stands for, when the store still holds that point; with `nearest`,
+   * the nearest held point at or before it. Otherwise a TARGET_OUT_OF_RANGE error naming the oldest
+   * restorable point and the nearest held ones.
+   */
+  resolve(target: Target, opts: { nearest?: boolean } = {}): number {
+    const resolved = resolveTarget({
       index: this.index,
       journal: this.journal,
       lastSeq: this.state.lastSeq(),
       createdAt: Date.parse(this.config.createdAt),
       now: this.state.now(),
+      journalFirstSeq: this.held.journalFirstSeq(),
     }, target);
+    return this.held.check(target, resolved, opts.nearest);
   }
 
   /** A read-only view of `volume` after write `seq` (or at a target). */
   view(volume: string, at: number | Target): PointInTimeView {
     const v = this.volumes.byName(volume);
-    const seq = typeof at === 'number' ? at : this.resolve(at);
+    const seq = this.resolve(typeof at === 'number' ? { seq: at } : at);
     return new PointInTimeView(this.viewContext(), v, seq);
   }
 
   /** Writes the volume as of the target to `outPath` (a new file, or an existing file or device of at least the volume's size). */
-  async restore(volume: string, target: Target, outPath: string, progress?: Progress): Promise<{ seq: number; bytes: number }> {
+  async restore(volume: string, target: Target, outPath: string, progress?: Progress, opts: { nearest?: boolean } = {}): Promise<{ seq: number; bytes: number }> {
     // The view resolves the target, the base and the journal writes; it loads no pack.
     const v = this.volumes.byName(volume);
-    const seq = this.resolve(target);
+    const seq = this.resolve(target, opts);
     const view = new PointInTimeView(this.viewContext(), v, seq, true);
-    // 1. The old contents of the blocks to set back, decoded from the packs after the target (as
-    //    many as fit the budget; see rollback.ts for why before the replica is fine).
-    const done = new BlockSet();
-    const stream = new PackStream(this.storage);
-    const early = new RollbackBlocks(this.config.blockSize, v.size);
-    let yielded = performance.now();
-    for (const p of view.packsAfterTarget()) {
-      if (!early.addPack(p, sectionsOf(p, this.packs, stream), v.index, done, this.restoreRollbackBytes)) break;
-      if (performance.now() - yielded > 20) {
-        await new Promise((r) => setImmediate(r)); // let a writer in the same process serve meanwhile
-        yielded = performance.now();
-      }
-    }
-    early.seal();
     const size = view.size;
-    const out = this.storage.open(outPath, 'create');
     try {
-      // A regular file is rewritten sparse (zero chunks stay holes); a device is written whole.
-      let sparse = true;
-      try {
-        out.truncate(0);
-        out.truncate(size);
-      } catch {
-        sparse = false;
-        if (out.size() < size) throw badArgument(`${outPath} holds ${out.size()} bytes; volume "${volume}" needs ${size}`);
+      // 1. The old contents of the blocks to set back, decoded from the packs after the target (as
+      //    many as fit the budget; see rollback.ts for why before the replica is fine).
+      const done = new BlockSet();
+      const stream = new PackStream(this.storage);
+      const early = new RollbackBlocks(this.config.blockSize, v.size);
+      let yielded = performance.now();
+      for (const p of view.packsAfterTarget()) {
+        if (!early.addPack(p, sectionsOf(p, this.packs, stream), v.index, done, this.restoreRollbackBytes)) break;
+        if (performance.now() - yielded > 20) {
+          await new Promise((r) => setImmediate(r)); // let a writer in the same process serve meanwhile
+          yielded = performance.now();
+        }
       }
-      const syncs = new WritebackKicker(out);
+      early.seal();
+      const out = this.storage.open(outPath, 'create');
       try {
-        // 2. The replica with those blocks patched in, chunk by chunk.
-        await copyReplica(v.replica, out, size, sparse, syncs, (buf, at) => early.patch(buf, at), progress);
-        // 3. The packs after the target not taken in above (past the budget, or applied since: the
-        //    catalog is looked at again after the replica is read), their blocks written one run at a time.
-        //    Every block is set back to its contents before the earliest window after the target that changed it.
-        await this.rollBack(view, out, syncs, done, early.through, stream);
-        // 4. The single journal writes from the base up to the target, in order.
-        for (const w of view.journalWrites()) out.write(this.journal.payload(w), w.offset);
+        // A regular file is rewritten sparse (zero chunks stay holes); a device is written whole.
+        let sparse = true;
+        try {
+          out.truncate(0);
+          out.truncate(size);
+        } catch {
+          sparse = false;
+          if (out.size() < size) throw badArgument(`${outPath} holds ${out.size()} bytes; volume "${volume}" needs ${size}`);
+        }
+        const syncs = new WritebackKicker(out);
+        try {
+          // 2. The replica with those blocks patched in, chunk by chunk.
+          await copyReplica(v.replica, out, size, sparse, syncs, (buf, at) => early.patch(buf, at), progress);
+          // 3. The packs after the target not taken in above (past the budget, or applied since: the
+          //    catalog is looked at again after the replica is read), their blocks written one run at a time.
+          //    Every block is set back to its contents before the earliest window after the target that changed it.
+          await this.rollBack(view, out, syncs, done, early.through, stream);
+          // 4. The single journal writes from the base up to the target, in order.
+          for (const w of view.journalWrites()) out.write(this.journal.payload(w), w.offset);
+        } finally {
+          await syncs.quiesce(); // nothing may touch `out` after it is closed
+        }
+        syncs.check();
+        await out.sync();
       } finally {
-        await syncs.quiesce(); // nothing may touch `out` after it is closed
+        out.close();
       }
-      syncs.check();
-      await out.sync();
     } finally {
-      out.close();
+      view.close();
     }
     return { seq, bytes: size };
   }

@@ -13,13 +13,23 @@ export interface TargetContext {
   lastSeq: number;
   createdAt: number;
   now: number;
+  /** The first write the journal still holds (retired segments hold the older ones no more). */
+  journalFirstSeq: number;
+}
+
+/**
+ * A time that falls inside a window whose single writes are no longer held: the target is some write
+ * after `afterSeq` and before `beforeSeq` (exclusive), which cannot be told exactly any more.
+ */
+export class TimeInRetiredWindow {
+  constructor(readonly afterSeq: number, readonly beforeSeq: number) {}
 }
 
 export function describeTarget(t: Target): string {
   return 'seq' in t ? `seq ${t.seq}` : 'tx' in t ? `transaction ${t.tx}` : `time ${isoTime(t.time)}`;
 }
 
-export function resolveTarget(ctx: TargetContext, t: Target): number {
+export function resolveTarget(ctx: TargetContext, t: Target): number | TimeInRetiredWindow {
   if ('seq' in t) {
     if (!Number.isSafeInteger(t.seq) || t.seq < 0) throw badArgument(`seq ${t.seq} must be a whole number (0 = before the first write)`);
     if (t.seq > ctx.lastSeq) throw targetOutOfRange(`seq ${t.seq} is after the newest write (seq ${ctx.lastSeq})`);
@@ -43,6 +53,7 @@ export function resolveTarget(ctx: TargetContext, t: Target): number {
   if (i < entries.length) {
     const e = entries[i];
     if (e.t1 > time) return e.firstSeq - 1;
+    if (e.firstSeq < ctx.journalFirstSeq) return new TimeInRetiredWindow(e.firstSeq - 1, e.lastSeq);
     lo = e.firstSeq - 1;
     hi = e.lastSeq;
     start = e.journal;

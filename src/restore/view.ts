@@ -39,6 +39,8 @@ export class PointInTimeView {
   private horizon = 0;
   private readonly verified = new Set<number>();
   private readonly scratch: Buffer;
+  /** Ends the lease on the point this view reads (the lifecycle keeps it restorable until then). */
+  private release: (() => void) | null = null;
 
   /**
    * `deferPacks`: do not load the packs after the target when seeking (the first read does); for a
@@ -48,6 +50,12 @@ export class PointInTimeView {
   constructor(private readonly ctx: ViewContext, readonly volume: Volume, seq: number, private readonly deferPacks = false) {
     this.scratch = Buffer.allocUnsafe(ctx.blockSize);
     this.seek(seq);
+  }
+
+  /** Ends the view's lease; the view must not be read afterwards. */
+  close(): void {
+    this.release?.();
+    this.release = null;
   }
 
   get seq(): number {
@@ -70,6 +78,8 @@ export class PointInTimeView {
     const base = Math.min(applied, after.length > 0 ? after[0].firstSeq - 1 : Infinity);
     assert(base <= seq, `view base ${base} is not after its target ${seq}`);
     this._seq = seq;
+    this.release?.();
+    this.release = this.ctx.catalog.lease(seq);
     this.base = base;
     this.oldFrom.clear();
     this.horizon = seq;

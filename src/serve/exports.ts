@@ -85,7 +85,7 @@ export class StoreExports implements ExportProvider {
         writeZeroes: refuse,
         trim: refuse,
         flush() {},
-        close() {},
+        close: () => view.close(),
       };
     } catch (err) {
       throw exportUnavailable(name, err);

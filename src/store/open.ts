@@ -5,12 +5,13 @@
 import { readConfig, type StoreConfig } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { corrupt } from '../errors.js';
-import { packPath } from '../increment/pack.js';
+import { listPacks } from '../increment/pack.js';
 import { KernelPool } from '../increment/pool.js';
 import { Journal } from '../journal/journal.js';
 import type { RecordRef } from '../journal/reader.js';
 import { LIMITS, type Limits } from '../limits.js';
 import { acquireLock, type StoreLock } from '../lock.js';
+import { chainOf } from '../lifecycle/held.js';
 import { MemoryCatalog } from '../restore/catalog.js';
 import { nodeStorage } from '../storage/node-storage.js';
 import { joinPath, type Storage } from '../storage/storage.js';
@@ -80,9 +81,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
     }
     const pool = new KernelPool({ threads: opts.threads, blockSize: config.blockSize, chunkBytes: limits.chunkBytes, windowBytesMax: limits.windowBytesMax, windowWritesMax: limits.windowWritesMax });
     opened.push({ close: () => pool.close() });
-    const catalog = new MemoryCatalog();
-    const incDir = joinPath(dir, 'increments');
-    for (const e of index.entries) catalog.add({ firstSeq: e.firstSeq, lastSeq: e.lastSeq, path: packPath(incDir, e.firstSeq, e.lastSeq) });
+    const catalog = appliedCatalog(storage, joinPath(dir, 'increments'), index.appliedSeq);
     const replica = { storage, blockSize: config.blockSize, volumes, pool };
     const unapplied = await recover({ dir, storage, volumes, index, journal, catalog, replica }, tail, lock.unclean);
     let productionWriter: ProductionWriter<RecordRef> | null = null;
@@ -103,4 +102,21 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
     lock.release();
     throw err;
   }
+}
+
+/**
+ * The chain of packs up to the applied point. Packs a consolidation had merged but not yet removed
+ * when the writer stopped are removed now (the merged pack holds the same points).
+ */
+function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): MemoryCatalog {
+  const files = listPacks(storage, incDir).map((p) => ({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path: joinPath(incDir, p.name) }));
+  const { chain, superseded } = chainOf(files);
+  for (const p of superseded) storage.remove(p.path);
+  const catalog = new MemoryCatalog();
+  for (const p of chain) if (p.lastSeq <= appliedSeq) catalog.add(p);
+  const newest = catalog.packs().at(-1);
+  if (appliedSeq > 0 && newest?.lastSeq !== appliedSeq) {
+    throw corrupt(incDir, 0, `transactions are applied up to seq ${appliedSeq} but the newest pack ${newest ? `ends at seq ${newest.lastSeq}` : 'is missing'}`);
+  }
+  return catalog;
 }
