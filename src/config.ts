@@ -77,7 +77,14 @@ export function readConfig(storage: Storage, dir: string): StoreConfig {
   }
 }
 
+let tmpCount = 0;
+
+/**
+ * Replaces rewind.json atomically. `rewind config` may run while another does (and while the writer
+ * reads the file): each writes a temp file of its own, so the last rename wins with a whole file.
+ */
 export async function writeConfig(storage: Storage, dir: string, config: StoreConfig): Promise<void> {
   validateConfig(config);
-  await writeFileAtomic(storage, joinPath(dir, CONFIG_FILE), Buffer.from(JSON.stringify(config, null, 2) + '\n'));
+  const path = joinPath(dir, CONFIG_FILE);
+  await writeFileAtomic(storage, path, Buffer.from(JSON.stringify(config, null, 2) + '\n'), `${path}.${process.pid}-${++tmpCount}.tmp`);
 }

@@ -12,3 +12,4 @@ export { LIMITS, type Limits } from './limits.js';
 export type { Storage, StorageFile } from './storage/storage.js';
 export { NodeStorage, nodeStorage } from './storage/node-storage.js';
 export type { StoreConfig, VolumeConfig } from './config.js';
+export type { LifecyclePolicy } from './lifecycle/policy.js';

@@ -10,6 +10,7 @@ import { logCommand } from './commands/log.js';
 import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
 import { serveCommand } from './commands/serve.js';
+import { configCommand } from './commands/config.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -35,8 +36,19 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .addOption(new Option('--volume <name:size|name:path>', 'a volume: a new one of that size (K/M/G suffixes), or an existing file or device; repeat for a volume set').argParser((v: string, prev: string[] = []) => [...prev, v]).makeOptionMandatory())
     .option('--block-size <bytes>', 'block size of increments and replica updates', '4096')
     .option('--window <policy>', 'when transaction windows close: time:1s | count:1000 | bytes:64M | adaptive | marker (comma-separated to combine)', 'time:1s')
+    .option('--retain <spec>', 'retention policy: granularity:age terms, finest first, e.g. writes:1h,windows:24h,hourly:7d,daily:30d (default: all, keep everything)')
+    .option('--capacity <size|N%>', 'bound on history (journal + packs + index): bytes (K/M/G/T suffixes) or a share of the file system (default: none)')
     .option('--json', 'print the created configuration as JSON')
     .action(run((store, opts) => initCommand(io, store, opts)));
+
+  program
+    .command('config')
+    .description('show or change the retention policy and capacity; works while `rewind serve` runs on the store (it picks the change up within a few seconds); when two run at once the last one wins')
+    .argument('<store>', 'store directory')
+    .option('--retain <spec>', 'retention policy: granularity:age terms, finest first (writes, windows, minutely, hourly, daily; ages s/m/h/d/w), or "all" to keep everything')
+    .option('--capacity <size|N%|none>', 'bound on history (journal + packs + index): bytes (K/M/G/T suffixes), a share of the file system, or "none"')
+    .option('--json', 'one JSON document: retain, capacity, capacityBytes')
+    .action(run((store, opts) => configCommand(io, store, opts)));
 
   program
     .command('serve')

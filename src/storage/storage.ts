@@ -69,9 +69,11 @@ export interface Storage {
   sizeOf(path: string): number;
 }
 
-/** Writes a whole small file atomically: temp file, sync, rename, sync the directory. */
-export async function writeFileAtomic(storage: Storage, path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp`;
+/**
+ * Writes a whole small file atomically: temp file, sync, rename, sync the directory. Writers that may
+ * race on one file pass a temp path of their own, so each rename installs one whole file.
+ */
+export async function writeFileAtomic(storage: Storage, path: string, data: Uint8Array, tmp = `${path}.tmp`): Promise<void> {
   const f = storage.open(tmp, 'create');
   try {
     f.truncate(0);

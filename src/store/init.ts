@@ -4,6 +4,7 @@
 import { validateConfig, writeConfig, type StoreConfig, type VolumeConfig } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RewindError } from '../errors.js';
+import { withLifecycle } from '../lifecycle/policy.js';
 import { nodeStorage } from '../storage/node-storage.js';
 import { joinPath, type Storage, type StorageFile } from '../storage/storage.js';
 import { productionPath, replicaPath } from '../volumes/volume-set.js';
@@ -12,6 +13,10 @@ export interface InitOptions {
   volumes: VolumeConfig[];
   blockSize?: number;
   window?: string;
+  /** Retention spec (src/lifecycle/retention.ts); absent or `all`: keep everything. */
+  retain?: string;
+  /** History capacity: a size, `N%` of the file system, or `none` (the default). */
+  capacity?: string;
   storage?: Storage;
   clock?: Clock;
   onProgress?: (volume: string, doneBytes: number, totalBytes: number) => void;
@@ -25,14 +30,14 @@ const COPY_CHUNK_BYTES = 8 * 2 ** 20;
 export async function initStore(dir: string, opts: InitOptions): Promise<StoreConfig> {
   const storage = opts.storage ?? nodeStorage;
   if (storage.exists(joinPath(dir, 'rewind.json'))) throw new RewindError('STORE_EXISTS', `${dir} is already a rewind store`);
-  const config: StoreConfig = {
+  const config: StoreConfig = withLifecycle({
     format: 'rewind-store',
     version: 1,
     blockSize: opts.blockSize ?? 4096,
     window: opts.window ?? 'time:1s',
     createdAt: new Date((opts.clock ?? systemClock).now()).toISOString(),
     volumes: opts.volumes.map((v) => ({ ...v })),
-  };
+  }, { retain: opts.retain, capacity: opts.capacity });
   for (const v of config.volumes) {
     if (v.path !== undefined && !(v.size > 0)) v.size = storage.sizeOf(v.path);
   }

@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js';
 import { closed } from '../errors.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
+import type { LifecyclePolicy } from '../lifecycle/policy.js';
 import type { Limits } from '../limits.js';
 import type { StoreLock } from '../lock.js';
 import { History, type Progress } from '../restore/history.js';
@@ -15,6 +16,7 @@ import type { TransactionIndex } from '../transactions/transactions.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { ApplyPipeline } from './apply.js';
 import { Capture } from './capture.js';
+import { LivePolicy, type PolicyListener } from './live-policy.js';
 import { openWriter, type OpenedStore, type StoreOptions } from './open.js';
 import { Production } from './production.js';
 import { statusReport, transactionLog, type LogEntry, type StatusReport } from './status.js';
@@ -38,6 +40,7 @@ export class Store {
   private readonly pipeline: ApplyPipeline;
   private readonly windows: WindowCloser;
   private readonly capture: Capture;
+  private readonly livePolicy: LivePolicy;
   private closing = false;
   private isClosed = false;
 
@@ -48,6 +51,7 @@ export class Store {
     this.limits = o.limits;
     this.clock = o.clock;
     this.lock = o.lock;
+    this.livePolicy = new LivePolicy(o.storage, o.dir, o.config, o.onWarning);
     this.index = o.index;
     this.journal = o.journal;
     this.pool = o.pool;
@@ -108,6 +112,26 @@ export class Store {
   /** Last sequence number applied to the replica. */
   get appliedSeq(): number {
     return this.index.appliedSeq;
+  }
+
+  /** The retention policy and capacity in effect (from rewind.json; see reloadConfig). */
+  get policy(): LifecyclePolicy {
+    return this.livePolicy.current;
+  }
+
+  /**
+   * Reads rewind.json again and puts a changed retention or capacity into effect (true when it did).
+   * Other fields are never changed on an open store, and a file that cannot be read keeps the policy
+   * as it was; both are reported through `onWarning`. `rewind serve` calls this every few seconds.
+   */
+  reloadConfig(): boolean {
+    if (this.isClosed || this.closing) return false;
+    return this.livePolicy.reload();
+  }
+
+  /** Calls `listener` with the new policy after each change; returns a function that unregisters it. */
+  onPolicyChange(listener: PolicyListener): () => void {
+    return this.livePolicy.onChange(listener);
   }
 
   /**

@@ -13,6 +13,9 @@ import { EXIT } from '../exit-codes.js';
 /** The store `rewind serve` creates when it finds none: one 1 GiB volume. */
 export const DEFAULT_VOLUME = { name: 'disk0', size: 2 ** 30 };
 
+/** How often serve reads rewind.json again for a retention or capacity changed by `rewind config`. */
+export const CONFIG_RELOAD_MS = 2000;
+
 export interface ServeOptions extends TlsFlags {
   listen: string;
   socket?: string;
@@ -51,6 +54,9 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
     await s.close();
     throw err;
   }
+  // Reports a change (or a file it cannot use) through onWarning, on stderr.
+  const reload = setInterval(() => s.reloadConfig(), CONFIG_RELOAD_MS);
+  reload.unref();
   const names = s.volumes.names().join(', ');
   io.err(`rewind: serving ${store} on ${tlsOptions ? 'nbds' : 'nbd'}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${(servers[0].address() as { port: number }).port}${opts.socket ? ` and ${opts.socket}` : ''} (exports: ${names}; past points: <volume>@seq=<N>, <volume>@time=<ISO>${tlsOptions ? `; TLS required${tlsOptions.requireClientCert ? ', client certificates verified' : ''}` : ''})\n`);
   await new Promise<void>((resolve) => {
@@ -65,6 +71,7 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  clearInterval(reload);
   await Promise.all(servers.map((x) => x.close({ graceful: true })));
   await s.close();
   io.err('rewind: closed cleanly\n');
