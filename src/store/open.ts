@@ -114,9 +114,10 @@ function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): M
   for (const p of superseded) storage.remove(p.path);
   const catalog = new MemoryCatalog();
   for (const p of chain) if (p.lastSeq <= appliedSeq) catalog.add(p);
+  // Retirement removes the oldest packs first, so the chain, when there is one, reaches the applied point.
   const newest = catalog.packs().at(-1);
-  if (appliedSeq > 0 && newest?.lastSeq !== appliedSeq) {
-    throw corrupt(incDir, 0, `transactions are applied up to seq ${appliedSeq} but the newest pack ${newest ? `ends at seq ${newest.lastSeq}` : 'is missing'}`);
+  if (newest && newest.lastSeq !== appliedSeq) {
+    throw corrupt(incDir, 0, `transactions are applied up to seq ${appliedSeq} but the newest applied pack ends at seq ${newest.lastSeq}`);
   }
   return catalog;
 }

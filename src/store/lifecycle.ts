@@ -1,0 +1,200 @@
+// The history lifecycle of a writer: carries out the retention plan in the background, one step at a
+// time, while windows keep being applied — merges runs of packs inside one period of one tier, drops
+// the oldest packs past the policy's horizon, and retires journal segments whose single writes are no
+// longer promised.
+//
+// Every step follows one order: the new file is written, synced, renamed and its directory synced
+// (PackWriter); then the catalog changes (new readers use the new set); then the old files are removed
+// and the directory synced. A crash before the rename leaves a temporary file (removed on open); after
+// it, the merged pack and the packs it replaces (on open the replaced ones are superseded and removed,
+// src/lifecycle/held.ts chainOf): the old set or the new set, never a point lost or counted twice.
+// Dropping removes the oldest pack first, so a crash in the middle leaves a shorter chain, still whole.
+//
+// Leases: a point a view or restore is reading is never consolidated away or dropped; the journal
+// segments it needs are kept. Such steps wait for a later pass.
+import type { Clock } from '../clock.js';
+import { readPack } from '../increment/pack.js';
+import type { KernelPool } from '../increment/pool.js';
+import type { Journal } from '../journal/journal.js';
+import { mergePacks } from '../lifecycle/merge.js';
+import { planRetention, type HeldPack, type RetentionPolicy } from '../lifecycle/retention.js';
+import type { MemoryCatalog, PackRef } from '../restore/catalog.js';
+import { lowerBound } from '../sorted.js';
+import type { Storage } from '../storage/storage.js';
+import type { TransactionIndex } from '../transactions/transactions.js';
+
+export interface LifecycleContext {
+  storage: Storage;
+  incrementsDir: string;
+  journalDir: string;
+  blockSize: number;
+  pool: KernelPool;
+  catalog: MemoryCatalog;
+  index: TransactionIndex;
+  journal: Journal;
+  clock: Clock;
+  retention(): RetentionPolicy;
+  onWarning?: (message: string) => void;
+}
+
+/** Pack bytes one merge reads at most (at least two packs are merged whatever their size). */
+export const MERGE_READ_BYTES_MAX = 256 * 2 ** 20;
+/** Steps one pass takes at most before it yields (a pass resumes where the plan says). */
+const PASS_STEPS_MAX = 10_000;
+
+export interface PassResult {
+  merged: number;
+  dropped: number;
+  segmentsRetired: number;
+}
+
+export class HistoryLifecycle {
+  private running: Promise<PassResult> | null = null;
+  private again = false;
+  private stopped = false;
+  /** Totals since open. */
+  readonly totals: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+
+  constructor(private readonly ctx: LifecycleContext) {}
+
+  /** Starts a pass in the background unless one runs (then it runs once more after it). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err) => {
+        // History is left as it was at the failed step (see the order above); the next pass retries.
+        this.ctx.onWarning?.(`history lifecycle: ${(err as Error).message}`);
+        return { merged: 0, dropped: 0, segmentsRetired: 0 };
+      })
+      .finally(() => {
+        this.running = null;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Runs passes until the plan has nothing left to do now; resolves with what they did. */
+  async settle(): Promise<PassResult> {
+    const sum: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+    for (;;) {
+      if (this.running) await this.running;
+      const r = await (this.running = this.pass().finally(() => (this.running = null)));
+      sum.merged += r.merged;
+      sum.dropped += r.dropped;
+      sum.segmentsRetired += r.segmentsRetired;
+      if (r.merged + r.dropped + r.segmentsRetired === 0) return sum;
+    }
+  }
+
+  /** Stops starting passes and waits for the one running. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One pass: drops, then merges one run at a time, then retires journal segments. */
+  private async pass(): Promise<PassResult> {
+    const done: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+    for (let step = 0; step < PASS_STEPS_MAX && !this.stopped; step++) {
+      const packs = this.appliedPacks();
+      const plan = planRetention(this.ctx.retention(), this.ctx.clock.now(), packs.map((p) => this.held(p)));
+      const drop = this.droppable(packs, plan.drop);
+      if (drop > 0) {
+        await this.dropOldest(drop);
+        done.dropped += drop;
+        continue;
+      }
+      const run = plan.merges.find((m) => !this.leasedInside(packs[m.from].firstSeq - 1, packs[m.to].lastSeq));
+      if (run) {
+        await this.merge(packs.slice(run.from, run.to + 1));
+        done.merged++;
+        continue;
+      }
+      done.segmentsRetired += await this.retireSegments(plan.journalFromSeq, packs);
+      break;
+    }
+    for (const k of ['merged', 'dropped', 'segmentsRetired'] as const) this.totals[k] += done[k];
+    return done;
+  }
+
+  /** The catalog's packs of applied windows (a pack being applied is not the lifecycle's yet). */
+  private appliedPacks(): PackRef[] {
+    const applied = this.ctx.index.appliedSeq;
+    return this.ctx.catalog.packs().filter((p) => p.lastSeq <= applied);
+  }
+
+  /** A pack as the plan sees it: its range and the time of its last write (from the index). */
+  private held(p: PackRef): HeldPack {
+    const entries = this.ctx.index.entries;
+    const i = lowerBound(entries, (e) => e.lastSeq >= p.lastSeq);
+    return { firstSeq: p.firstSeq, lastSeq: p.lastSeq, t2: entries[i].t2 };
+  }
+
+  /** How many of the `wanted` oldest packs can go without taking a leased point away. */
+  private droppable(packs: PackRef[], wanted: number): number {
+    const lease = this.ctx.catalog.oldestLease();
+    let n = wanted;
+    // Dropping n packs makes the point before pack n the oldest held one.
+    while (n > 0 && (n < packs.length ? packs[n].firstSeq - 1 : this.ctx.index.appliedSeq) > lease) n--;
+    return n;
+  }
+
+  /** True when a leased point lies strictly between two held points (a merge would take it away). */
+  private leasedInside(fromPoint: number, toPoint: number): boolean {
+    return this.ctx.catalog.leasedPoints().some((seq) => seq > fromPoint && seq < toPoint);
+  }
+
+  private async dropOldest(count: number): Promise<void> {
+    const dropped = this.ctx.catalog.dropOldest(count);
+    // Oldest first: a crash in between leaves a shorter chain, still whole.
+    for (const p of dropped) this.ctx.storage.remove(p.path);
+    await this.ctx.storage.syncDir(this.ctx.incrementsDir);
+  }
+
+  private async merge(run: PackRef[]): Promise<void> {
+    // As many packs as fit the read budget (at least two); the next pass merges the result further.
+    let bytes = 0;
+    let take = 0;
+    for (const p of run) {
+      const size = this.ctx.storage.sizeOf(p.path);
+      if (take >= 2 && bytes + size > MERGE_READ_BYTES_MAX) break;
+      bytes += size;
+      take++;
+    }
+    const pieces = run.slice(0, take);
+    const packs = pieces.map((p) => readPack(this.ctx.storage, p.path));
+    const built = await mergePacks({ storage: this.ctx.storage, dir: this.ctx.incrementsDir, blockSize: this.ctx.blockSize, pool: this.ctx.pool }, packs);
+    const replaced = this.ctx.catalog.replace({ firstSeq: built.header.firstSeq, lastSeq: built.header.lastSeq, path: built.path });
+    for (const p of replaced) this.ctx.storage.remove(p.path);
+    await this.ctx.storage.syncDir(this.ctx.incrementsDir);
+  }
+
+  /**
+   * Removes sealed journal segments that hold only writes the policy no longer promises one by one,
+   * keeping what recovery starts from (the last applied window's records), what is not applied yet,
+   * and what a leased point needs.
+   */
+  private async retireSegments(journalFromSeq: number, packs: PackRef[]): Promise<number> {
+    const { index } = this.ctx;
+    let keepFrom = Math.min(journalFromSeq, (index.last?.firstSeq ?? 0) || 1, index.appliedSeq + 1);
+    for (const seq of this.ctx.catalog.leasedPoints()) {
+      // A point inside a pack is read by replaying the journal from the pack's start.
+      const p = packs.find((x) => x.firstSeq <= seq && seq < x.lastSeq);
+      if (p) keepFrom = Math.min(keepFrom, p.firstSeq);
+    }
+    let removed = 0;
+    for (const s of this.ctx.journal.reader.segments(true)) {
+      if (s.lastSeq === null || s.lastSeq >= keepFrom) break;
+      this.ctx.storage.remove(s.path);
+      removed++;
+    }
+    if (removed > 0) await this.ctx.storage.syncDir(this.ctx.journalDir);
+    return removed;
+  }
+}
