@@ -42,3 +42,12 @@ export function formatBytes(n: number): string {
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }
+
+/** A duration for people: "45s", "12m 5s", "3h 20m", "2d 4h". */
+export function formatSeconds(seconds: number): string {
+  const s = Math.floor(seconds);
+  if (s < 60) return `${Math.max(0, s)}s`;
+  const parts: [number, string][] = [[Math.floor(s / 86_400), 'd'], [Math.floor(s / 3600) % 24, 'h'], [Math.floor(s / 60) % 60, 'm'], [s % 60, 's']];
+  const first = parts.findIndex(([n]) => n > 0);
+  return parts.slice(first, first + 2).filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join(' ');
+}

@@ -35,11 +35,11 @@ export function parseTarget(opts: { seq?: string; time?: string; tx?: string }):
 }
 
 /** `HOST:PORT`, or `[IPv6]:PORT`. */
-export function parseListen(text: string): { host: string; port: number } {
+export function parseListen(text: string, flag = '--listen', example = '127.0.0.1:10809'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text.trim());
-  if (!m) throw badArgument(`--listen "${text}" must be HOST:PORT (e.g. 127.0.0.1:10809)`);
+  if (!m) throw badArgument(`${flag} "${text}" must be HOST:PORT (e.g. ${example})`);
   const port = Number(m[3]);
-  if (port > 65535) throw badArgument(`--listen port ${port} is not a TCP port`);
+  if (port > 65535) throw badArgument(`${flag} port ${port} is not a TCP port`);
   return { host: m[1] ?? m[2], port };
 }
 

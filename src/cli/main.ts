@@ -62,14 +62,15 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA certificate(s) that client certificates must be signed by')
     .option('--tls-verify-client', 'require a client certificate signed by --tls-ca')
-    .option('--insecure', 'allow plain NBD (no TLS) on a non-loopback --listen address')
+    .option('--insecure', 'allow plain NBD (no TLS) on a non-loopback --listen address, and metrics on a non-loopback --metrics address')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT: on 127.0.0.1)')
     .action(run((store, opts) => serveCommand(io, store, opts)));
 
   program
     .command('status')
-    .description('latest write, applied point and volumes of a store')
+    .description('latest write, applied point, volumes and protection of a store')
     .argument('<store>', 'store directory')
-    .option('--json', 'one JSON document: lastSeq, lastTime, appliedSeq, transactions, volumes')
+    .option('--json', 'one JSON document: lastSeq, lastTime, appliedSeq, transactions, volumes, retention, capacityBytes, historyBytes, oldestRestorable, protection, replicaLag, consolidationBacklogBytes')
     .action(run((store, opts) => statusCommand(io, store, opts)));
 
   program

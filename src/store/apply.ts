@@ -68,6 +68,11 @@ export class ApplyPipeline {
     return this.pending;
   }
 
+  /** The closed windows not yet applied, oldest first (the first may have just been applied: compare with the index). */
+  get queued(): readonly ClosedWindow[] {
+    return this.queue;
+  }
+
   /** The error that stopped applying for good, if any: every later write fails with it. */
   get failure(): Error | null {
     return this.failed;

@@ -20,6 +20,8 @@ export interface CaptureContext {
   pendingBytesMax: number;
   /** Throws if the store may not be written (closed, closing, failed). */
   checkWritable(): void;
+  /** How many volumes the store has (writes are counted per volume index). */
+  volumeCount: number;
 }
 
 export class Capture {
@@ -27,8 +29,14 @@ export class Capture {
   private gate: Promise<void> = Promise.resolve();
   /** Writes waiting at the gate (a write that could go at once must not overtake them). */
   private gated = 0;
+  /** Writes captured by this writer, and their bytes, per volume index (plain arrays: counted on every write). */
+  readonly writesByVolume: number[];
+  readonly bytesByVolume: number[];
 
-  constructor(private readonly ctx: CaptureContext) {}
+  constructor(private readonly ctx: CaptureContext) {
+    this.writesByVolume = new Array<number>(ctx.volumeCount).fill(0);
+    this.bytesByVolume = new Array<number>(ctx.volumeCount).fill(0);
+  }
 
   /** Captures the write now and returns its seq, or null when it must wait (see whenRoom). */
   tryNow(v: Volume, offset: number, data: Uint8Array): number | null {
@@ -71,6 +79,8 @@ export class Capture {
       throw ioError(`journaling a write to volume "${v.name}" at ${offset} (${data.byteLength} bytes)`, err);
     }
     // Journaled: the write is history from here on, whatever happens to production.
+    this.writesByVolume[v.index]++;
+    this.bytesByVolume[v.index] += data.byteLength;
     windows.add(ref);
     production.write(v, offset, data, ref);
     return ref.seq;

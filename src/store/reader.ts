@@ -4,6 +4,7 @@ import { readConfig } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { corrupt } from '../errors.js';
 import { JournalReader } from '../journal/reader.js';
+import { HistoryFootprint } from '../lifecycle/footprint.js';
 import { DirectoryCatalog } from '../restore/catalog.js';
 import { History } from '../restore/history.js';
 import { nodeStorage } from '../storage/node-storage.js';
@@ -11,11 +12,12 @@ import { joinPath, type Storage } from '../storage/storage.js';
 import { TransactionIndex } from '../transactions/transactions.js';
 import { VolumeSet } from '../volumes/volume-set.js';
 import { statusReport, transactionLog, type LogEntry, type StatusReport } from './status.js';
+import { ScannedTail } from './unapplied.js';
 
 export interface StoreReader {
   readonly history: History;
   readonly dir: string;
-  /** The newest write, the applied point (as of now: the index is read again), volumes and configuration. */
+  /** The newest write, the applied point (as of now: the index is read again), volumes, configuration and protection. */
   status(): StatusReport;
   /** The applied transactions, oldest first. */
   log(): LogEntry[];
@@ -30,15 +32,17 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
   const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), false);
   if (index.damage && !opts.tolerateDamage) throw corrupt(index.path, index.damage.position, `${index.damage.reason}; run \`rewind verify\``);
   const journal = new JournalReader(storage, joinPath(dir, 'journal'));
-  // The newest write: walk the journal from the last applied window to its end.
+  // The newest write, and the writes not applied yet: walk the journal from the last applied window to its end.
   let lastSeq = index.appliedSeq;
   let lastTime = index.last?.t2 ?? 0;
+  const unapplied = new ScannedTail();
   const stop = journal.scan({
     fromSeq: index.appliedSeq + 1,
     start: index.last?.journal,
     onRecord: (r) => {
       lastSeq = r.seq;
       lastTime = r.time;
+      unapplied.add(r);
     },
   });
   if (stop.kind === 'damaged' && !opts.tolerateDamage) throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
@@ -53,10 +57,11 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
     now: () => clock.now(),
   };
   const history = new History(storage, config, volumes, index, journal, catalog, state);
+  const footprint = new HistoryFootprint(storage, dir);
   return {
     history,
     dir,
-    status: () => statusReport({ config, volumes, index, state }),
+    status: () => statusReport({ config: () => config, volumes, index, state, catalog, footprint, unapplied }),
     log: () => transactionLog(index),
     close() {
       journal.closeFiles();

@@ -1,10 +1,16 @@
-// What a store reports about itself: status (newest write, applied point, volumes, configuration)
-// and the transaction log, one entry per applied window. The writer (`store.status()`) and readers
-// in other processes (`reader.status()`, the CLI) build them the same way.
+// What a store reports about itself: status (newest write, applied point, volumes, configuration,
+// and the protection it gives: history held, capacity, oldest restorable point, replica lag) and the
+// transaction log, one entry per applied window. The writer (`store.status()`) and readers in other
+// processes (`reader.status()`, the CLI) build them the same way.
 import type { StoreConfig } from '../config.js';
+import type { HistoryFootprint } from '../lifecycle/footprint.js';
+import { consolidationBacklogBytes, growthBytesPerSecond, oldestRestorable, protectionFigures, type ProtectionFigures } from '../lifecycle/protection.js';
+import { parseRetention } from '../lifecycle/retention.js';
+import type { Catalog } from '../restore/catalog.js';
 import type { TransactionIndex, TxEntry } from '../transactions/transactions.js';
 import { isoTime } from '../units.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
+import type { UnappliedWrites } from './unapplied.js';
 
 export interface StatusReport {
   lastSeq: number;
@@ -15,6 +21,19 @@ export interface StatusReport {
   blockSize: number;
   window: string;
   createdAt: string;
+  /** The retention spec (`all` when none is set). */
+  retention: string;
+  /** The capacity in bytes (a share of the file system resolved against its size); null when none. */
+  capacityBytes: number | null;
+  /** Bytes of the files under journal/, increments/ and index/. */
+  historyBytes: number;
+  /** The oldest point a restore or view can reach. */
+  oldestRestorable: { seq: number; time: string };
+  protection: ProtectionFigures;
+  /** Writes captured but not applied to the replica yet; seconds since the oldest of them (0: none). */
+  replicaLag: { writes: number; bytes: number; seconds: number };
+  /** Bytes of packs waiting to be consolidated. */
+  consolidationBacklogBytes: number;
 }
 
 export interface LogEntry {
@@ -36,26 +55,50 @@ export interface StatusState {
   lastSeq(): number;
   lastTime(): number;
   appliedSeq(): number;
+  now(): number;
 }
 
 export interface StatusSource {
-  config: StoreConfig;
+  /** Read at every report: retention and capacity may be changed while the store is open. */
+  config(): StoreConfig;
   volumes: VolumeSet;
   index: TransactionIndex;
   state: StatusState;
+  catalog: Catalog;
+  footprint: HistoryFootprint;
+  unapplied: UnappliedWrites;
 }
 
-export function statusReport({ config, volumes, index, state }: StatusSource): StatusReport {
-  const lastTime = state.lastTime();
+export function statusReport(src: StatusSource): StatusReport {
+  const { volumes, index, state } = src;
+  const config = src.config();
+  const now = state.now();
+  const lastSeq = state.lastSeq();
+  const appliedSeq = state.appliedSeq();
+  const createdAtMs = Date.parse(config.createdAt);
+  const policy = parseRetention(config.retain ?? 'all');
+  const capacityBytes = src.footprint.capacityBytes(config);
+  const oldest = oldestRestorable(src.catalog.packs(), index.entries, appliedSeq, createdAtMs);
+  const growth = growthBytesPerSecond(index.entries, (since) => src.unapplied.journalBytesSince(appliedSeq, since), now, createdAtMs);
+  const lag = src.unapplied.lag(appliedSeq);
   return {
-    lastSeq: state.lastSeq(),
-    lastTime: state.lastSeq() > 0 ? isoTime(lastTime) : null,
-    appliedSeq: state.appliedSeq(),
+    lastSeq,
+    lastTime: lastSeq > 0 ? isoTime(state.lastTime()) : null,
+    appliedSeq,
     transactions: index.entries.length,
     volumes: volumes.volumes.map((v) => ({ name: v.name, size: v.size })),
     blockSize: config.blockSize,
     window: config.window,
     createdAt: config.createdAt,
+    retention: config.retain?.trim() || 'all',
+    capacityBytes,
+    historyBytes: src.footprint.historyBytes(),
+    oldestRestorable: { seq: oldest.seq, time: isoTime(oldest.time) },
+    // Every point is kept for now, so the oldest point held at the granularity the policy's required
+    // protection speaks of (single writes, or its coarsest) is the oldest restorable one.
+    protection: protectionFigures(policy, now, oldest, capacityBytes, growth),
+    replicaLag: { writes: lag.writes, bytes: lag.bytes, seconds: lag.oldestTime === null ? 0 : Math.max(0, now - lag.oldestTime) / 1000 },
+    consolidationBacklogBytes: consolidationBacklogBytes(),
   };
 }
 

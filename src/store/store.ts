@@ -1,13 +1,15 @@
 // The store: rewind's engine as a library. It owns a store directory and wires the data flow of the
 // design: capture (journal, then production) -> window closer -> apply pipeline (pack built on the
 // kernel pool and made durable, replica updated, transaction index entry). Reads of the past go
-// through `history` (views, restores); `status()` and `log()` report on the store.
+// through `history` (views, restores); `status()` and `log()` report on the store, `writeCounts()`
+// counts what it captured, and a watch logs when its protection falls short.
 import type { StoreConfig } from '../config.js';
 import type { Clock } from '../clock.js';
 import { closed } from '../errors.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
 import type { LifecyclePolicy } from '../lifecycle/policy.js';
+import { HistoryFootprint } from '../lifecycle/footprint.js';
 import type { Limits } from '../limits.js';
 import type { StoreLock } from '../lock.js';
 import { History, type Progress } from '../restore/history.js';
@@ -19,10 +21,19 @@ import { Capture } from './capture.js';
 import { LivePolicy, type PolicyListener } from './live-policy.js';
 import { openWriter, type OpenedStore, type StoreOptions } from './open.js';
 import { Production } from './production.js';
-import { statusReport, transactionLog, type LogEntry, type StatusReport } from './status.js';
+import { ProtectionWatch } from './protection-watch.js';
+import { statusReport, transactionLog, type LogEntry, type StatusReport, type StatusSource } from './status.js';
+import { writerUnapplied } from './unapplied.js';
 import { WindowCloser } from './windows.js';
 
 export type { StoreOptions, StoreLock };
+
+/** What this writer captured into one volume since it opened. */
+export interface VolumeWriteCount {
+  volume: string;
+  writes: number;
+  bytes: number;
+}
 
 export class Store {
   readonly dir: string;
@@ -41,6 +52,8 @@ export class Store {
   private readonly windows: WindowCloser;
   private readonly capture: Capture;
   private readonly livePolicy: LivePolicy;
+  private readonly statusSource: StatusSource;
+  private readonly watch: ProtectionWatch;
   private closing = false;
   private isClosed = false;
 
@@ -90,7 +103,19 @@ export class Store {
       pipeline: this.pipeline,
       pendingBytesMax: o.limits.pendingBytesMax,
       checkWritable: () => this.checkWritable(),
+      volumeCount: o.volumes.volumes.length,
     });
+    this.statusSource = {
+      config: () => this.config,
+      volumes: o.volumes,
+      index: o.index,
+      state: this.state,
+      catalog: o.catalog,
+      footprint: new HistoryFootprint(o.storage, o.dir),
+      unapplied: writerUnapplied(() => this.pipeline.queued, () => this.windows.openWindow()),
+    };
+    this.watch = new ProtectionWatch(o.onWarning);
+    if (o.autoTick) this.watch.start(() => this.status());
   }
 
   /** Opens a store for writing, recovering from a crash if the last writer did not close it. */
@@ -206,9 +231,17 @@ export class Store {
     await this.drain();
   }
 
-  /** The newest write, the applied point, volumes and configuration. */
+  /** The newest write, the applied point, volumes, configuration and protection (checked against the policy). */
   status(): StatusReport {
-    return statusReport({ config: this.config, volumes: this.volumes, index: this.index, state: this.state });
+    const report = statusReport(this.statusSource);
+    this.watch.note(report, this.clock.now());
+    return report;
+  }
+
+  /** Writes and bytes captured per volume since this writer opened (for metrics counters). */
+  writeCounts(): VolumeWriteCount[] {
+    const { writesByVolume, bytesByVolume } = this.capture;
+    return this.volumes.volumes.map((v) => ({ volume: v.name, writes: writesByVolume[v.index], bytes: bytesByVolume[v.index] }));
   }
 
   /** The applied transactions, oldest first. */
@@ -232,6 +265,7 @@ export class Store {
     this.closing = true;
     this.pipeline.stopRetrying();
     this.windows.stopTimer();
+    this.watch.stop();
     let error: unknown = null;
     try {
       if (!this.pipeline.failure) {
@@ -266,6 +300,7 @@ export class Store {
     if (this.isClosed) return;
     this.isClosed = true;
     this.windows.stopTimer();
+    this.watch.stop();
     this.pipeline.halt(closed(`store ${this.dir}`));
     await this.production.terminate();
     await this.pool.close();

@@ -26,6 +26,8 @@ export class WindowCloser {
   private readonly scheduler: WindowScheduler;
   /** The records of the open window. */
   private openRecords: RecordRef[] = [];
+  /** Bytes written in the open window. */
+  private openBytes = 0;
   private nextTxId: number;
   private timer: NodeJS.Timeout | null = null;
 
@@ -42,6 +44,7 @@ export class WindowCloser {
   /** A journaled write joins the open window, which closes if it is now full (else the timer is armed). */
   add(ref: RecordRef): void {
     this.openRecords.push(ref);
+    this.openBytes += ref.length;
     if (this.scheduler.noteWrite(ref.seq, ref.length, ref.time)) this.close(ref.time);
     else this.armTimer();
   }
@@ -50,7 +53,15 @@ export class WindowCloser {
   replay(ref: RecordRef): void {
     this.makeRoom(ref.length, ref.time);
     this.openRecords.push(ref);
+    this.openBytes += ref.length;
     if (this.scheduler.noteWrite(ref.seq, ref.length, ref.time)) this.close(ref.time);
+  }
+
+  /** The open window's seqs, bytes and first and last write times; null when it is empty. */
+  openWindow(): { firstSeq: number; lastSeq: number; bytes: number; t1: number; t2: number } | null {
+    const r = this.openRecords;
+    if (r.length === 0) return null;
+    return { firstSeq: r[0].seq, lastSeq: r[r.length - 1].seq, bytes: this.openBytes, t1: r[0].time, t2: r[r.length - 1].time };
   }
 
   /** Whether the policy ends a window at every flush (marker). */
@@ -72,6 +83,7 @@ export class WindowCloser {
     assert(this.openRecords.length === w.writes, `window holds ${w.writes} writes`);
     const cw: ClosedWindow = { id: this.nextTxId++, firstSeq: w.firstSeq, lastSeq: w.lastSeq, t1: w.t1, t2: w.t2, bytes: w.bytes, records: this.openRecords };
     this.openRecords = [];
+    this.openBytes = 0;
     this.opts.onClosed(cw);
     return cw.id;
   }

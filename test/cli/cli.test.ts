@@ -129,6 +129,7 @@ let T0: number;
 const model: Record<string, Buffer>[] = [];
 const volumeOfSeq: string[] = [''];
 const timeOfSeq: number[] = [0];
+const lengthOfSeq: number[] = [0];
 
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'rewind-cli-populated-'));
@@ -156,6 +157,7 @@ beforeAll(async () => {
       model.push(Object.fromEntries(Object.entries(cur).map(([k, b]) => [k, Buffer.from(b)])));
       volumeOfSeq.push(v.name);
       timeOfSeq.push(clock.now());
+      lengthOfSeq.push(len);
       if (seq === 5 || seq === 12) {
         await store.flush();
         expect(store.markWindow()).toBe(seq === 5 ? 1 : 2);
@@ -207,6 +209,34 @@ describe('a populated store', () => {
       lastSeq: WRITES, lastTime: iso(T0 + WRITES * 1000), appliedSeq: APPLIED, transactions: 3,
       volumes: VOLUMES, createdAt: iso(T0),
     });
+  });
+
+  it('status --json reports protection: retention, capacity, history bytes, oldest point, protection, replica lag', async () => {
+    const r = await rewind('status', base, '--json');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    const t21 = timeOfSeq[APPLIED + 1];
+    const lagBytes = lengthOfSeq.slice(APPLIED + 1).reduce((a, b) => a + b, 0);
+    expect(s).toMatchObject({
+      retention: 'all', capacityBytes: null, consolidationBacklogBytes: 0,
+      oldestRestorable: { seq: 0, time: iso(T0) },
+      protection: { requiredSeconds: null, predictedSeconds: null },
+      replicaLag: { writes: WRITES - APPLIED, bytes: lagBytes },
+    });
+    let files = 0;
+    for (const sub of ['journal', 'increments', 'index']) for (const f of fs.readdirSync(path.join(base, sub))) files += fs.statSync(path.join(base, sub, f)).size;
+    expect(s.historyBytes).toBe(files);
+    // Ages against the CLI's own clock: at least as old as when the test started looking.
+    expect(s.protection.achievedSeconds).toBeGreaterThanOrEqual((Date.now() - T0) / 1000 - 60);
+    expect(s.replicaLag.seconds).toBeGreaterThanOrEqual((Date.now() - t21) / 1000 - 60);
+    expect(s.replicaLag.seconds).toBeLessThanOrEqual(s.protection.achievedSeconds);
+
+    const text = await rewind('status', base);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^replica lag +4 writes, .* ago$/m);
+    expect(text.stdout).toMatch(/^history +\d.* \(no capacity set\)$/m);
+    expect(text.stdout).toMatch(/^oldest +seq 0 at /m);
+    expect(text.stdout).toMatch(/^protection +1h( \d+m)? achieved \(everything kept\)$/m);
   });
 
   it('log --json lists the transactions with consecutive ids and sequence ranges', async () => {

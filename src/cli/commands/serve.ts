@@ -1,8 +1,10 @@
-// `rewind serve`: the store's volumes and their past points over NBD, until SIGINT/SIGTERM.
+// `rewind serve`: the store's volumes and their past points over NBD, and optionally its metrics over
+// HTTP, until SIGINT/SIGTERM.
 import type { Io } from '../io.js';
 import { initStore } from '../../store/init.js';
 import { Store } from '../../store/store.js';
 import { StoreExports } from '../../serve/exports.js';
+import { startMetricsServer, type MetricsServer } from '../../serve/metrics.js';
 import { startNbdServer, type NbdServer } from '../../nbd/server.js';
 import { nodeStorage } from '../../storage/node-storage.js';
 import { joinPath } from '../../storage/storage.js';
@@ -22,7 +24,27 @@ export interface ServeOptions extends TlsFlags {
   maxConnections: string;
   threads?: string;
   insecure?: boolean;
+  metrics?: string;
 }
+
+/** `--metrics HOST:PORT` (or a bare PORT, on loopback), checked by the same rule as --listen. */
+function metricsAddress(io: Io, opts: ServeOptions): { host: string; port: number } | null {
+  if (opts.metrics === undefined) return null;
+  const text = opts.metrics.trim();
+  const addr = /^\d+$/.test(text) ? parseListen(`127.0.0.1:${text}`, '--metrics') : parseListen(text, '--metrics', '127.0.0.1:9100');
+  if (!isLoopback(addr.host)) {
+    if (!opts.insecure) {
+      throw badArgument(
+        `--metrics ${opts.metrics} is not a loopback address, and the metrics page has no authentication: anyone who can connect sees the store's volumes and write activity; ` +
+          'give a loopback address (127.0.0.1:PORT) and scrape through a proxy, or --insecure to serve it there anyway',
+      );
+    }
+    io.err(`rewind: warning: serving metrics without authentication on ${addr.host} (--insecure)\n`);
+  }
+  return addr;
+}
+
+const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
 
 export async function serveCommand(io: Io, store: string, opts: ServeOptions): Promise<number> {
   const listen = parseListen(opts.listen);
@@ -36,6 +58,7 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
     }
     io.err(`rewind: warning: serving plain NBD (no TLS) on ${listen.host} (--insecure): anyone who can reach it can read and write every volume\n`);
   }
+  const metricsListen = metricsAddress(io, opts);
   const tlsSetting = tlsOptions ?? undefined;
   const maxConnections = parseWholeNumber(opts.maxConnections, '--max-connections');
   const threads = opts.threads !== undefined ? parseWholeNumber(opts.threads, '--threads') : undefined;
@@ -46,11 +69,17 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
   const s = await Store.open(store, { threads, onWarning: (m) => io.err(`rewind: ${m}\n`) });
   const provider = new StoreExports(s);
   const servers: NbdServer[] = [];
+  let metrics: MetricsServer | null = null;
   try {
+    if (metricsListen) {
+      metrics = await startMetricsServer(s, metricsListen);
+      io.err(`rewind: metrics on http://${hostPort(metricsListen.host, metrics.address().port)}/metrics\n`);
+    }
     servers.push(await startNbdServer({ provider, listen, maxConnections, tls: tlsSetting, log: (m) => io.err(`nbd: ${m}\n`) }));
     if (opts.socket) servers.push(await startNbdServer({ provider, socketPath: opts.socket, maxConnections, tls: tlsSetting, log: (m) => io.err(`nbd: ${m}\n`) }));
   } catch (err) {
     await Promise.all(servers.map((x) => x.close({ graceful: false })));
+    await metrics?.close();
     await s.close();
     throw err;
   }
@@ -58,7 +87,7 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
   const reload = setInterval(() => s.reloadConfig(), CONFIG_RELOAD_MS);
   reload.unref();
   const names = s.volumes.names().join(', ');
-  io.err(`rewind: serving ${store} on ${tlsOptions ? 'nbds' : 'nbd'}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${(servers[0].address() as { port: number }).port}${opts.socket ? ` and ${opts.socket}` : ''} (exports: ${names}; past points: <volume>@seq=<N>, <volume>@time=<ISO>${tlsOptions ? `; TLS required${tlsOptions.requireClientCert ? ', client certificates verified' : ''}` : ''})\n`);
+  io.err(`rewind: serving ${store} on ${tlsOptions ? 'nbds' : 'nbd'}://${hostPort(listen.host, (servers[0].address() as { port: number }).port)}${opts.socket ? ` and ${opts.socket}` : ''} (exports: ${names}; past points: <volume>@seq=<N>, <volume>@time=<ISO>${tlsOptions ? `; TLS required${tlsOptions.requireClientCert ? ', client certificates verified' : ''}` : ''})\n`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       io.err(`rewind: ${sig}: finishing requests in flight, flushing, closing\n`);
@@ -73,6 +102,7 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
   });
   clearInterval(reload);
   await Promise.all(servers.map((x) => x.close({ graceful: true })));
+  await metrics?.close();
   await s.close();
   io.err('rewind: closed cleanly\n');
   return EXIT.OK;
