@@ -36,6 +36,8 @@ export interface ApplyContext {
   replica: ReplicaContext;
   /** Production writes that failed are redone once a window's replica is written (see Production). */
   redoProduction(): void;
+  /** Called after each window is applied (its index entry appended). */
+  onApplied?: () => void;
   onWarning?: (message: string) => void;
 }
 
@@ -233,6 +235,7 @@ export class ApplyPipeline {
     await syncReplicas(this.ctx.replica, w.touched ?? []);
     const h = built.header;
     await recordApplied(this.ctx.index, w, { sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: built.bytes, headerCrc: built.headerCrc });
+    this.ctx.onApplied?.();
   }
 }
 

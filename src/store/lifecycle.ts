@@ -50,6 +50,7 @@ export interface PassResult {
 
 export class HistoryLifecycle {
   private running: Promise<PassResult> | null = null;
+  private timer: NodeJS.Timeout | null = null;
   private again = false;
   private stopped = false;
   /** Totals since open. */
@@ -92,9 +93,16 @@ export class HistoryLifecycle {
     }
   }
 
+  /** Also runs a pass every `ms` (history ages even when nothing is written). */
+  every(ms: number): void {
+    this.timer ??= setInterval(() => this.kick(), ms);
+    this.timer.unref();
+  }
+
   /** Stops starting passes and waits for the one running. */
   async close(): Promise<void> {
     this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
     await this.running?.catch(() => undefined);
   }
 

@@ -17,6 +17,7 @@ import { joinPath } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { ApplyPipeline } from './apply.js';
+import { HistoryLifecycle, type PassResult } from './lifecycle.js';
 import { Capture } from './capture.js';
 import { LivePolicy, type PolicyListener } from './live-policy.js';
 import { openWriter, type OpenedStore, type StoreOptions } from './open.js';
@@ -34,6 +35,9 @@ export interface VolumeWriteCount {
   writes: number;
   bytes: number;
 }
+
+/** How often the writer looks at the retention plan when no window is applied (history ages anyway). */
+const LIFECYCLE_PASS_MS = 5000;
 
 export class Store {
   readonly dir: string;
@@ -54,6 +58,7 @@ export class Store {
   private readonly livePolicy: LivePolicy;
   private readonly statusSource: StatusSource;
   private readonly watch: ProtectionWatch;
+  private readonly lifecycle: HistoryLifecycle;
   private closing = false;
   private isClosed = false;
 
@@ -84,8 +89,16 @@ export class Store {
       builder: { ...replica, dir: joinPath(o.dir, 'increments'), journal: o.journal.reader },
       replica,
       redoProduction: () => this.production.redoFailed(),
+      onApplied: () => this.lifecycle.kick(),
       onWarning: o.onWarning,
     });
+    this.lifecycle = new HistoryLifecycle({
+      storage: o.storage, incrementsDir: joinPath(o.dir, 'increments'), journalDir: joinPath(o.dir, 'journal'), blockSize: o.config.blockSize,
+      pool: o.pool, catalog: o.catalog, index: o.index, journal: o.journal, clock: o.clock,
+      retention: () => this.policy.retain, onWarning: o.onWarning,
+    });
+    this.livePolicy.onChange(() => this.lifecycle.kick());
+    if (o.autoTick) this.lifecycle.every(LIFECYCLE_PASS_MS);
     this.windows = new WindowCloser({
       spec: o.config.window,
       limits: o.limits,
@@ -244,6 +257,14 @@ export class Store {
     return this.volumes.volumes.map((v) => ({ volume: v.name, writes: writesByVolume[v.index], bytes: bytesByVolume[v.index] }));
   }
 
+  /**
+   * Carries out the retention policy now: consolidates, drops and retires until nothing is left to do
+   * at this moment (it also runs by itself after each window and every few seconds).
+   */
+  consolidate(): Promise<PassResult> {
+    return this.lifecycle.settle();
+  }
+
   /** The applied transactions, oldest first. */
   log(): LogEntry[] {
     return transactionLog(this.index);
@@ -283,6 +304,7 @@ export class Store {
       error ??= err;
     }
     await this.production.terminate();
+    await this.lifecycle.close();
     await this.pool.close();
     this.index.close();
     this.volumes.close();
@@ -302,8 +324,10 @@ export class Store {
     this.windows.stopTimer();
     this.watch.stop();
     this.pipeline.halt(closed(`store ${this.dir}`));
+    const lifecycle = this.lifecycle.close();
     await this.production.terminate();
     await this.pool.close();
+    await lifecycle;
     for (const f of [() => this.index.close(), () => this.volumes.close(), () => this.journal.abandon()]) {
       try {
         f();
