@@ -10,6 +10,7 @@ import { RECORD_HEADER_BYTES } from '../journal/record.js';
 import type { Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { BLOCK_NUMBER_BYTES, sectionLayout } from './block-encoding.js';
+import { Jobs } from './jobs.js';
 import { PackWriter, type BuiltPack } from './pack-writer.js';
 import { forEachRun, SYNC_IO_BYTES_MAX } from './sections.js';
 import type { KernelPool, Slot } from './pool.js';
@@ -37,7 +38,7 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
 
   const pack = new PackWriter(ctx.storage, ctx.dir, w.firstSeq, w.lastSeq);
   try {
-    const jobs: Promise<void>[] = [];
+    const jobs = new Jobs();
     for (const volume of ctx.volumes.volumes) {
       const recs = w.records.filter((r) => r.volume === volume.index);
       if (recs.length === 0) continue;
@@ -58,22 +59,15 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow): Promise<B
         const job = buildChunk(ctx, slot, volume.index, chunkBlocks, c * M, blocks, frags[c].map((r) => recs[r]), src, w.firstSeq)
           .then((res) => pack.addSection(volume.index, chunkBlocks, res, pool.buffer(slot.out, slot.outBytes)))
           .finally(() => pool.release(slot));
-        jobs.push(job);
+        jobs.add(job);
       }
     }
-    await settleAll(jobs);
+    await jobs.settle();
     return await pack.finish({ t1: w.t1, t2: w.t2, blockSize: B, writes: w.records.length, bytesWritten: w.bytes });
   } catch (err) {
     pack.abort();
     throw err;
   }
-}
-
-/** Waits for every job; rethrows the first failure only after all have settled (slots are shared). */
-async function settleAll(jobs: Promise<void>[]): Promise<void> {
-  const results = await Promise.allSettled(jobs);
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
 /** Pointer to each record's payload in the journal region, by seq - firstSeq. */

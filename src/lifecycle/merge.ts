@@ -12,6 +12,7 @@
 import { assert } from '../errors.js';
 import { BLOCK_NUMBER_BYTES, sectionLayout } from '../increment/block-encoding.js';
 import type { Pack, PackSection } from '../increment/pack.js';
+import { Jobs } from '../increment/jobs.js';
 import { PackWriter, type BuiltPack } from '../increment/pack-writer.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { BuildResult } from '../increment/tasks.js';
@@ -69,7 +70,7 @@ async function mergeVolume(ctx: MergeContext, out: PackWriter, packs: readonly P
   }
   const blocks = [...oldest.keys()].sort((a, b) => a - b);
   const M = pool.slots[0].blocksMax;
-  const jobs: Promise<void>[] = [];
+  const jobs = new Jobs();
   for (let c = 0; c < blocks.length; c += M) {
     const chunk = blocks.slice(c, c + M);
     const slot = await pool.acquire();
@@ -86,11 +87,9 @@ async function mergeVolume(ctx: MergeContext, out: PackWriter, packs: readonly P
       const res = (await pool.run({ kind: 'build', table: slot.table, count: 0, blockCount: chunk.length, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.scratch })) as BuildResult;
       await out.addSection(volume, chunk, res, pool.buffer(slot.out, slot.outBytes));
     })().finally(() => pool.release(slot));
-    jobs.push(job);
+    jobs.add(job);
   }
-  const results = await Promise.allSettled(jobs);
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  await jobs.settle();
 }
 
 function decodeOrThrow(at: BlockAt, which: 'old' | 'new', mem: Uint8Array, dst: number, B: number): void {

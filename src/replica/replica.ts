@@ -6,6 +6,7 @@ import { readAsync, writeAsync, type Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { sectionLayout } from '../increment/block-encoding.js';
 import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from '../increment/sections.js';
+import { Jobs } from '../increment/jobs.js';
 import type { KernelPool } from '../increment/pool.js';
 
 export interface ReplicaContext {
@@ -21,7 +22,7 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
   const file = ctx.storage.open(packPath, 'read');
   const touched = new Set<number>();
   try {
-    const jobs: Promise<void>[] = [];
+    const jobs = new Jobs();
     for (const s of sections) {
       const n = s.blocks.length;
       const slot = await pool.acquire();
@@ -52,11 +53,9 @@ export async function applyForward(ctx: ReplicaContext, packPath: string, sectio
         }
         touched.add(s.volume);
       })().finally(() => pool.release(slot));
-      jobs.push(job);
+      jobs.add(job);
     }
-    const results = await Promise.allSettled(jobs);
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    await jobs.settle();
   } finally {
     file.close();
   }

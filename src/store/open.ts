@@ -28,6 +28,11 @@ export interface StoreOptions {
   limits?: Partial<Limits>;
   /** Close time-based windows on a timer (default: true with the system clock; tests call tick()). */
   autoTick?: boolean;
+  /**
+   * Carry out the retention policy by itself: after each applied window, on a policy change and (with
+   * autoTick) every few seconds (default: true). Simulations turn it off and call Store.consolidate().
+   */
+  autoLifecycle?: boolean;
   onWarning?: (message: string) => void;
   /** How the writer's lock is taken (default: a pid file in the store). Simulations inject their own. */
   lock?: (dir: string) => StoreLock;
@@ -54,6 +59,7 @@ export interface OpenedStore {
   /** Null when production is written on the event loop. */
   productionWriter: ProductionWriter<RecordRef> | null;
   autoTick: boolean;
+  autoLifecycle: boolean;
   onWarning?: (message: string) => void;
 }
 
@@ -90,7 +96,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
       opened.push({ close: () => writer.terminate() });
     }
     const autoTick = opts.autoTick ?? clock === systemClock;
-    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, onWarning: opts.onWarning }, unapplied);
+    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, autoLifecycle: opts.autoLifecycle ?? true, onWarning: opts.onWarning }, unapplied);
   } catch (err) {
     for (const o of opened.reverse()) {
       try {

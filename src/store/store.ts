@@ -89,7 +89,7 @@ export class Store {
       builder: { ...replica, dir: joinPath(o.dir, 'increments'), journal: o.journal.reader },
       replica,
       redoProduction: () => this.production.redoFailed(),
-      onApplied: () => this.lifecycle.kick(),
+      onApplied: () => (o.autoLifecycle ? this.lifecycle.kick() : undefined),
       onWarning: o.onWarning,
     });
     this.lifecycle = new HistoryLifecycle({
@@ -97,8 +97,10 @@ export class Store {
       pool: o.pool, catalog: o.catalog, index: o.index, journal: o.journal, clock: o.clock,
       retention: () => this.policy.retain, onWarning: o.onWarning,
     });
-    this.livePolicy.onChange(() => this.lifecycle.kick());
-    if (o.autoTick) this.lifecycle.every(LIFECYCLE_PASS_MS);
+    if (o.autoLifecycle) {
+      this.livePolicy.onChange(() => this.lifecycle.kick());
+      if (o.autoTick) this.lifecycle.every(LIFECYCLE_PASS_MS);
+    }
     this.windows = new WindowCloser({
       spec: o.config.window,
       limits: o.limits,
