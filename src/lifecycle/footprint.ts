@@ -43,10 +43,10 @@ export class HistoryFootprint {
     private readonly monotonicMs: () => number = () => performance.now(),
   ) {}
 
-  /** Total bytes of the history files (measured at most once per FOOTPRINT_REFRESH_MS). */
-  historyBytes(): number {
+  /** Total bytes of the history files (measured at most once per FOOTPRINT_REFRESH_MS unless `fresh`). */
+  historyBytes(fresh = false): number {
     const now = this.monotonicMs();
-    if (now - this.bytesAt < FOOTPRINT_REFRESH_MS) return this.bytes;
+    if (!fresh && now - this.bytesAt < FOOTPRINT_REFRESH_MS) return this.bytes;
     const sizes = new Map<string, number>();
     let total = 0;
     for (const sub of HISTORY_DIRS) {

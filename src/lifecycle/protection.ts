@@ -10,7 +10,7 @@ import { RECORD_HEADER_BYTES } from '../journal/record.js';
 import { lowerBound } from '../sorted.js';
 import { TX_ENTRY_BYTES } from '../transactions/transactions.js';
 import { formatSeconds } from '../units.js';
-import { horizonMs, writesAgeMs, type RetentionPolicy } from './retention.js';
+import { horizonMs, planRetention, writesAgeMs, type RetentionPolicy } from './retention.js';
 
 /** A point of the history: the state right after write `seq`, as of `time` (ms; the write's time). */
 export interface RestorablePoint {
@@ -58,9 +58,33 @@ export function oldestRestorable(packs: readonly { firstSeq: number }[], entries
   return { seq, time: pointTime(entries, seq, createdAtMs) };
 }
 
-/** Bytes of packs waiting to be consolidated. Nothing is consolidated yet, so none wait. */
-export function consolidationBacklogBytes(): number {
-  return 0;
+/**
+ * The oldest point from which every single write is still held: the start of the oldest pack whose
+ * journal records are all still there (the journal holds from `journalFirstSeq` on), else the applied
+ * point. `packs` in seq order.
+ */
+export function oldestWriteHeld(packs: readonly { firstSeq: number }[], journalFirstSeq: number, entries: readonly WindowFigures[], appliedSeq: number, createdAtMs: number): RestorablePoint {
+  const p = packs.find((x) => x.firstSeq >= journalFirstSeq);
+  const seq = p ? p.firstSeq - 1 : appliedSeq;
+  return { seq, time: pointTime(entries, seq, createdAtMs) };
+}
+
+/**
+ * Bytes of packs the retention policy says to consolidate or drop now and that are not done yet:
+ * the windows in runs to merge and those past the horizon (by the sizes their windows were written at).
+ */
+export function consolidationBacklogBytes(policy: RetentionPolicy, now: number, packs: readonly { firstSeq: number; lastSeq: number }[], entries: readonly (WindowFigures & { firstSeq: number })[], appliedSeq: number): number {
+  const applied = packs.filter((p) => p.lastSeq <= appliedSeq);
+  const held = applied.map((p) => ({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, t2: pointTime(entries, p.lastSeq, 0) }));
+  const plan = planRetention(policy, now, held);
+  const bytesOf = (from: number, to: number) => {
+    let sum = 0;
+    for (let i = lowerBound(entries, (e) => e.lastSeq >= from); i < entries.length && entries[i].lastSeq <= to; i++) sum += entries[i].packBytes;
+    return sum;
+  };
+  let bytes = plan.drop > 0 ? bytesOf(applied[0].firstSeq, applied[plan.drop - 1].lastSeq) : 0;
+  for (const m of plan.merges) bytes += bytesOf(applied[m.from].firstSeq, applied[m.to].lastSeq);
+  return bytes;
 }
 
 /** The protection the policy asks for, in ms (null: it keeps everything). */
@@ -86,6 +110,10 @@ export function growthBytesPerSecond(entries: readonly WindowFigures[], unapplie
   return (bytes * 1000) / spanMs;
 }
 
+/**
+ * `oldestHeld`: the oldest point restorable at the granularity the required protection speaks of (single
+ * writes when the policy has a `writes` term, any point otherwise).
+ */
 export function protectionFigures(policy: RetentionPolicy, now: number, oldestHeld: RestorablePoint, capacityBytes: number | null, bytesPerSecond: number): ProtectionFigures {
   const required = requiredMs(policy);
   return {

@@ -16,7 +16,7 @@ export interface CaptureContext {
   windows: WindowCloser;
   production: Production;
   pipeline: ApplyPipeline;
-  /** Writes wait while the queued windows hold more bytes than this. */
+  /** Writes wait while the queued windows hold more bytes than this (the capacity may lower it: limitPending). */
   pendingBytesMax: number;
   /** Throws if the store may not be written (closed, closing, failed). */
   checkWritable(): void;
@@ -32,6 +32,11 @@ export class Capture {
   /** Writes captured by this writer, and their bytes, per volume index (plain arrays: counted on every write). */
   readonly writesByVolume: number[];
   readonly bytesByVolume: number[];
+
+  /** Sets how many bytes of closed windows may wait to be applied before writes wait (a new capacity). */
+  limitPending(bytes: number): void {
+    this.ctx.pendingBytesMax = bytes;
+  }
 
   constructor(private readonly ctx: CaptureContext) {
     this.writesByVolume = new Array<number>(ctx.volumeCount).fill(0);

@@ -13,6 +13,7 @@
 // Leases: a point a view or restore is reading is never consolidated away or dropped; the journal
 // segments it needs are kept. Such steps wait for a later pass.
 import type { Clock } from '../clock.js';
+import type { HistoryFootprint } from '../lifecycle/footprint.js';
 import { readPack } from '../increment/pack.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
@@ -34,6 +35,11 @@ export interface LifecycleContext {
   journal: Journal;
   clock: Clock;
   retention(): RetentionPolicy;
+  /** The capacity in bytes (null: none), and how history is measured against it. */
+  capacityBytes(): number | null;
+  footprint: HistoryFootprint;
+  /** Bytes kept free below the capacity for what comes next (the next window's pack, a segment). */
+  headroomBytes(capacity: number): number;
   onWarning?: (message: string) => void;
 }
 
@@ -48,11 +54,23 @@ export interface PassResult {
   segmentsRetired: number;
 }
 
+/** Where history stands against the capacity after a pass. */
+export interface CapacityState {
+  historyBytes: number;
+  capacityBytes: number | null;
+  /** History had to be retired beyond the policy (its promise is not kept in full). */
+  overPolicy: boolean;
+  /** Even retiring everything that may go leaves history over the capacity. */
+  overCapacity: boolean;
+}
+
 export class HistoryLifecycle {
   private running: Promise<PassResult> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private again = false;
   private stopped = false;
+  /** After the last pass. */
+  capacity: CapacityState = { historyBytes: 0, capacityBytes: null, overPolicy: false, overCapacity: false };
   /** Totals since open. */
   readonly totals: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
 
@@ -127,8 +145,47 @@ export class HistoryLifecycle {
       done.segmentsRetired += await this.retireSegments(plan.journalFromSeq, packs);
       break;
     }
+    if (!this.stopped) await this.enforceCapacity(done);
     for (const k of ['merged', 'dropped', 'segmentsRetired'] as const) this.totals[k] += done[k];
     return done;
+  }
+
+  /**
+   * Keeps history under the capacity, ahead of need: while it holds more than the capacity less the
+   * headroom, the oldest pack goes (the coarsest history first), with the journal only it needed;
+   * with no pack left to drop, the oldest journal segments of applied windows go too. Writes never
+   * wait for this: capture is bounded by the replica-lag limit, which the capacity bounds in turn.
+   */
+  private async enforceCapacity(done: PassResult): Promise<void> {
+    const cap = this.ctx.capacityBytes();
+    let bytes = this.ctx.footprint.historyBytes(true);
+    let overPolicy = false;
+    if (cap !== null) {
+      const target = cap - this.ctx.headroomBytes(cap);
+      for (let step = 0; step < PASS_STEPS_MAX && bytes > target && !this.stopped; step++) {
+        const packs = this.appliedPacks();
+        if (packs.length > 0 && this.droppable(packs, 1) === 1) {
+          await this.dropOldest(1);
+          done.dropped++;
+          // The journal of the dropped window can no longer be replayed from anything: it goes too.
+          done.segmentsRetired += await this.retireSegments(packs.length > 1 ? packs[1].firstSeq : Infinity, packs.slice(1));
+        } else {
+          const removed = await this.retireSegments(Infinity, packs);
+          if (removed === 0) break;
+          done.segmentsRetired += removed;
+        }
+        overPolicy = true;
+        bytes = this.ctx.footprint.historyBytes(true);
+      }
+    }
+    const overCapacity = cap !== null && bytes > cap;
+    if (overCapacity && !this.capacity.overCapacity) {
+      this.ctx.onWarning?.(`history holds ${bytes} bytes, over the capacity of ${cap}: what is left is the journal of windows not yet applied and what recovery needs; it shrinks as they are applied`);
+    }
+    if (overPolicy && !this.capacity.overPolicy) {
+      this.ctx.onWarning?.(`capacity ${cap} bytes: the oldest history was retired before the retention policy says, to stay under it; protection is below what the policy requires`);
+    }
+    this.capacity = { historyBytes: bytes, capacityBytes: cap, overPolicy, overCapacity };
   }
 
   /** The catalog's packs of applied windows (a pack being applied is not the lifecycle's yet). */

@@ -61,7 +61,7 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
   return {
     history,
     dir,
-    status: () => statusReport({ config: () => config, volumes, index, state, catalog, footprint, unapplied }),
+    status: () => statusReport({ config: () => config, volumes, index, state, catalog, footprint, unapplied, journalFirstSeq: () => history.held.journalFirstSeq() }),
     log: () => transactionLog(index),
     close() {
       journal.closeFiles();

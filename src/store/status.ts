@@ -4,8 +4,8 @@
 // processes (`reader.status()`, the CLI) build them the same way.
 import type { StoreConfig } from '../config.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
-import { consolidationBacklogBytes, growthBytesPerSecond, oldestRestorable, protectionFigures, type ProtectionFigures } from '../lifecycle/protection.js';
-import { parseRetention } from '../lifecycle/retention.js';
+import { consolidationBacklogBytes, growthBytesPerSecond, oldestRestorable, oldestWriteHeld, protectionFigures, type ProtectionFigures } from '../lifecycle/protection.js';
+import { parseRetention, writesAgeMs } from '../lifecycle/retention.js';
 import type { Catalog } from '../restore/catalog.js';
 import type { TransactionIndex, TxEntry } from '../transactions/transactions.js';
 import { isoTime } from '../units.js';
@@ -67,6 +67,8 @@ export interface StatusSource {
   catalog: Catalog;
   footprint: HistoryFootprint;
   unapplied: UnappliedWrites;
+  /** The first write the journal still holds (older segments retired). */
+  journalFirstSeq(): number;
 }
 
 export function statusReport(src: StatusSource): StatusReport {
@@ -78,7 +80,11 @@ export function statusReport(src: StatusSource): StatusReport {
   const createdAtMs = Date.parse(config.createdAt);
   const policy = parseRetention(config.retain ?? 'all');
   const capacityBytes = src.footprint.capacityBytes(config);
-  const oldest = oldestRestorable(src.catalog.packs(), index.entries, appliedSeq, createdAtMs);
+  const packs = src.catalog.packs();
+  const oldest = oldestRestorable(packs, index.entries, appliedSeq, createdAtMs);
+  // Achieved protection is measured at the granularity the required one speaks of: single writes
+  // when the policy promises them, any point otherwise.
+  const oldestForPolicy = writesAgeMs(policy) > 0 ? oldestWriteHeld(packs, src.journalFirstSeq(), index.entries, appliedSeq, createdAtMs) : oldest;
   const growth = growthBytesPerSecond(index.entries, (since) => src.unapplied.journalBytesSince(appliedSeq, since), now, createdAtMs);
   const lag = src.unapplied.lag(appliedSeq);
   return {
@@ -94,11 +100,9 @@ export function statusReport(src: StatusSource): StatusReport {
     capacityBytes,
     historyBytes: src.footprint.historyBytes(),
     oldestRestorable: { seq: oldest.seq, time: isoTime(oldest.time) },
-    // Every point is kept for now, so the oldest point held at the granularity the policy's required
-    // protection speaks of (single writes, or its coarsest) is the oldest restorable one.
-    protection: protectionFigures(policy, now, oldest, capacityBytes, growth),
+    protection: protectionFigures(policy, now, oldestForPolicy, capacityBytes, growth),
     replicaLag: { writes: lag.writes, bytes: lag.bytes, seconds: lag.oldestTime === null ? 0 : Math.max(0, now - lag.oldestTime) / 1000 },
-    consolidationBacklogBytes: consolidationBacklogBytes(),
+    consolidationBacklogBytes: consolidationBacklogBytes(policy, now, packs, index.entries, appliedSeq),
   };
 }
 

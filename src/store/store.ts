@@ -36,6 +36,14 @@ export interface VolumeWriteCount {
   bytes: number;
 }
 
+/**
+ * The replica-lag bound under a capacity: the journal of windows not yet applied cannot be retired, so
+ * it may take at most a quarter of the capacity (capture then waits for the apply, never fails).
+ */
+function pendingLimit(configured: number, capacity: number | null): number {
+  return capacity === null ? configured : Math.min(configured, Math.floor(capacity / 4));
+}
+
 /** How often the writer looks at the retention plan when no window is applied (history ages anyway). */
 const LIFECYCLE_PASS_MS = 5000;
 
@@ -92,10 +100,14 @@ export class Store {
       onApplied: () => (o.autoLifecycle ? this.lifecycle.kick() : undefined),
       onWarning: o.onWarning,
     });
+    const footprint = new HistoryFootprint(o.storage, o.dir);
     this.lifecycle = new HistoryLifecycle({
       storage: o.storage, incrementsDir: joinPath(o.dir, 'increments'), journalDir: joinPath(o.dir, 'journal'), blockSize: o.config.blockSize,
       pool: o.pool, catalog: o.catalog, index: o.index, journal: o.journal, clock: o.clock,
       retention: () => this.policy.retain, onWarning: o.onWarning,
+      // Its own footprint: it measures afresh each pass, and must not age the status's cached figure.
+      footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
+      headroomBytes: (cap) => Math.min(cap / 4, 2 * o.limits.windowBytesMax + o.limits.segmentBytesMax),
     });
     if (o.autoLifecycle) {
       this.livePolicy.onChange(() => this.lifecycle.kick());
@@ -116,18 +128,20 @@ export class Store {
       windows: this.windows,
       production: this.production,
       pipeline: this.pipeline,
-      pendingBytesMax: o.limits.pendingBytesMax,
+      pendingBytesMax: pendingLimit(o.limits.pendingBytesMax, footprint.capacityBytes(o.config)),
       checkWritable: () => this.checkWritable(),
       volumeCount: o.volumes.volumes.length,
     });
+    this.livePolicy.onChange(() => this.capture.limitPending(pendingLimit(o.limits.pendingBytesMax, footprint.capacityBytes(this.config))));
     this.statusSource = {
       config: () => this.config,
       volumes: o.volumes,
       index: o.index,
       state: this.state,
       catalog: o.catalog,
-      footprint: new HistoryFootprint(o.storage, o.dir),
+      footprint,
       unapplied: writerUnapplied(() => this.pipeline.queued, () => this.windows.openWindow()),
+      journalFirstSeq: () => this.history.held.journalFirstSeq(),
     };
     this.watch = new ProtectionWatch(o.onWarning);
     if (o.autoTick) this.watch.start(() => this.status());
