@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initStore, ManualClock, openStoreReader, Store, type LogEntry, type RewindError } from '../../src/index.js';
+import { StoreExports } from '../../src/serve/exports.js';
 import { retiredHistory, VOLUME, VOLUME_BYTES, type RetiredHistory } from '../helpers/retired-history.js';
 
 const END = Date.UTC(2026, 2, 10, 12, 30);
@@ -92,6 +93,10 @@ describe('log after retention', () => {
     expect(err.message).toContain(`the oldest restorable point is ${at(3)}`);
     expect(err.message).toContain(`before it: ${at(3)}; after it: ${at(6)}`);
     expect(h.store.history.resolve({ seq: h.windowEnd(4) }, { nearest: true })).toBe(h.windowEnd(3));
+    // An NBD view of it is refused, with the same message for the client's error text.
+    const exports = new StoreExports(h.store);
+    expect(() => exports.open(`${VOLUME}@seq=${h.windowEnd(4)}`)).toThrow(`export "${VOLUME}@seq=${h.windowEnd(4)}": ${err.message}`);
+    exports.open(`${VOLUME}@seq=${h.windowEnd(6)}`).close();
   });
 
   it('is the same from a reader in another process', async () => {
