@@ -2,7 +2,8 @@
 export { Store, type StoreOptions } from './store/store.js';
 export { initStore, type InitOptions } from './store/init.js';
 export { openStoreReader, type StoreReader } from './store/reader.js';
-export type { StatusReport, LogEntry } from './store/status.js';
+export type { StatusReport } from './store/status.js';
+export type { LogEntry, PointGranularity } from './store/log.js';
 export { History, type Progress } from './restore/history.js';
 export { PointInTimeView } from './restore/view.js';
 export type { Target } from './restore/target.js';

@@ -75,9 +75,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
   program
     .command('log')
-    .description('list the transaction windows: id, first/last seq, t1, t2, sizes')
+    .description('list the retained points, one per window end held (or per consolidated point): id, first/last seq, t1, t2, sizes, granularity')
     .argument('<store>', 'store directory')
-    .option('--json', 'one JSON document: an array of transactions')
+    .option('--json', 'one JSON document: an array of points (id, firstSeq, lastSeq, t1, t2, writes, ..., granularity, windows)')
     .action(run((store, opts) => logCommand(io, store, opts)));
 
   program
@@ -89,7 +89,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--time <ISO>', 'state after every write stamped at or before this ISO 8601 time')
     .option('--tx <ID>', 'state at the end of transaction window ID')
     .requiredOption('--out <file>', 'file (or device) to write the volume to')
-    .option('--json', 'print the result as JSON')
+    .option('--nearest', 'when the target is no longer held (retention retired it), restore the nearest held point at or before it')
+    .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds')
     .action(run((store, opts) => restoreCommand(io, store, opts)));
 
   program

@@ -46,10 +46,33 @@ export class HeldPoints {
   }
 
   /**
+   * The time of the point after write `seq`: a window end's (or the store's creation for 0), else the
+   * write's own stamp while the journal holds it; null when neither tells it any more.
+   */
+  pointTime(seq: number): number | null {
+    const t = this.timeOf(seq);
+    if (t !== null) return t;
+    let time: number | null = null;
+    this.ctx.journal.scan({
+      fromSeq: seq,
+      onRecord: (r) => {
+        if (r.seq === seq) time = r.time;
+        return r.seq < seq;
+      },
+    });
+    return time;
+  }
+
+  /**
    * The point a resolved target stands for, checked: held, or the nearest held point at or before
    * it when `nearest` is set. Anything else is a TARGET_OUT_OF_RANGE error naming the held points.
    */
   check(target: Target, resolved: number | TimeInRetiredWindow, nearest = false): number {
+    return this.pick(target, resolved, nearest).seq;
+  }
+
+  /** As check(), and whether the point is the nearest held one standing in for a target not held. */
+  pick(target: Target, resolved: number | TimeInRetiredWindow, nearest = false): { seq: number; substituted: boolean } {
     const s = this.state();
     let before: number | null;
     let after: number | null;
@@ -57,10 +80,10 @@ export class HeldPoints {
       before = nearestHeld(s, resolved.afterSeq).before;
       after = nearestHeld(s, resolved.beforeSeq).after;
     } else {
-      if (isHeld(s, resolved)) return resolved;
+      if (isHeld(s, resolved)) return { seq: resolved, substituted: false };
       ({ before, after } = nearestHeld(s, resolved));
     }
-    if (nearest && before !== null) return before;
+    if (nearest && before !== null) return { seq: before, substituted: true };
     const oldest = oldestHeld(s);
     const sides = [before !== null ? `before it: ${this.describe(before)}` : null, after !== null ? `after it: ${this.describe(after)}` : null].filter(Boolean).join('; ');
     throw targetOutOfRange(

@@ -130,6 +130,11 @@ export class History {
    * restorable point and the nearest held ones.
    */
   resolve(target: Target, opts: { nearest?: boolean } = {}): number {
+    return this.resolvePoint(target, opts).seq;
+  }
+
+  /** As resolve(), and whether the point is the nearest held one standing in for a target not held. */
+  resolvePoint(target: Target, opts: { nearest?: boolean } = {}): { seq: number; substituted: boolean } {
     const resolved = resolveTarget({
       index: this.index,
       journal: this.journal,
@@ -138,7 +143,7 @@ export class History {
       now: this.state.now(),
       journalFirstSeq: this.held.journalFirstSeq(),
     }, target);
-    return this.held.check(target, resolved, opts.nearest);
+    return this.held.pick(target, resolved, opts.nearest);
   }
 
   /** A read-only view of `volume` after write `seq` (or at a target). */
@@ -148,11 +153,15 @@ export class History {
     return new PointInTimeView(this.viewContext(), v, seq);
   }
 
-  /** Writes the volume as of the target to `outPath` (a new file, or an existing file or device of at least the volume's size). */
-  async restore(volume: string, target: Target, outPath: string, progress?: Progress, opts: { nearest?: boolean } = {}): Promise<{ seq: number; bytes: number }> {
+  /**
+   * Writes the volume as of the target to `outPath` (a new file, or an existing file or device of at
+   * least the volume's size). `nearest` in the result: the target was not held, and `seq` is the
+   * nearest held point at or before it (only with `opts.nearest`).
+   */
+  async restore(volume: string, target: Target, outPath: string, progress?: Progress, opts: { nearest?: boolean } = {}): Promise<{ seq: number; bytes: number; nearest: boolean }> {
     // The view resolves the target, the base and the journal writes; it loads no pack.
     const v = this.volumes.byName(volume);
-    const seq = this.resolve(target, opts);
+    const { seq, substituted } = this.resolvePoint(target, opts);
     const view = new PointInTimeView(this.viewContext(), v, seq, true);
     const size = view.size;
     try {
@@ -202,7 +211,7 @@ export class History {
     } finally {
       view.close();
     }
-    return { seq, bytes: size };
+    return { seq, bytes: size, nearest: substituted };
   }
 
   private viewContext() {

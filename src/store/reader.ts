@@ -5,13 +5,15 @@ import { systemClock, type Clock } from '../clock.js';
 import { corrupt } from '../errors.js';
 import { JournalReader } from '../journal/reader.js';
 import { HistoryFootprint } from '../lifecycle/footprint.js';
+import { lifecyclePolicy } from '../lifecycle/policy.js';
 import { DirectoryCatalog } from '../restore/catalog.js';
 import { History } from '../restore/history.js';
 import { nodeStorage } from '../storage/node-storage.js';
 import { joinPath, type Storage } from '../storage/storage.js';
 import { TransactionIndex } from '../transactions/transactions.js';
 import { VolumeSet } from '../volumes/volume-set.js';
-import { statusReport, transactionLog, type LogEntry, type StatusReport } from './status.js';
+import { historyLog, type LogEntry } from './log.js';
+import { statusReport, type StatusReport } from './status.js';
 import { ScannedTail } from './unapplied.js';
 
 export interface StoreReader {
@@ -19,7 +21,7 @@ export interface StoreReader {
   readonly dir: string;
   /** The newest write, the applied point (as of now: the index is read again), volumes, configuration and protection. */
   status(): StatusReport;
-  /** The applied transactions, oldest first. */
+  /** The retained points, oldest first: one per window end held, or per consolidated point (store/log.ts). */
   log(): LogEntry[];
   close(): void;
 }
@@ -62,7 +64,10 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
     history,
     dir,
     status: () => statusReport({ config: () => config, volumes, index, state, catalog, footprint, unapplied, journalFirstSeq: () => history.held.journalFirstSeq() }),
-    log: () => transactionLog(index),
+    log: () => {
+      state.appliedSeq(); // reads the index again before the packs are listed (a pack is on disk before its entry)
+      return historyLog(history, lifecyclePolicy(config).retain, clock.now());
+    },
     close() {
       journal.closeFiles();
       index.close();

@@ -1,13 +1,13 @@
 // What a store reports about itself: status (newest write, applied point, volumes, configuration,
-// and the protection it gives: history held, capacity, oldest restorable point, replica lag) and the
-// transaction log, one entry per applied window. The writer (`store.status()`) and readers in other
-// processes (`reader.status()`, the CLI) build them the same way.
+// and the protection it gives: history held, capacity, oldest restorable point, replica lag). The
+// writer (`store.status()`) and readers in other processes (`reader.status()`, the CLI) build it the
+// same way. The transaction log is log.ts.
 import type { StoreConfig } from '../config.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
 import { consolidationBacklogBytes, growthBytesPerSecond, oldestRestorable, oldestWriteHeld, protectionFigures, type ProtectionFigures } from '../lifecycle/protection.js';
 import { parseRetention, writesAgeMs } from '../lifecycle/retention.js';
 import type { Catalog } from '../restore/catalog.js';
-import type { TransactionIndex, TxEntry } from '../transactions/transactions.js';
+import type { TransactionIndex } from '../transactions/transactions.js';
 import { isoTime } from '../units.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import type { UnappliedWrites } from './unapplied.js';
@@ -34,20 +34,6 @@ export interface StatusReport {
   replicaLag: { writes: number; bytes: number; seconds: number };
   /** Bytes of packs waiting to be consolidated. */
   consolidationBacklogBytes: number;
-}
-
-export interface LogEntry {
-  id: number;
-  firstSeq: number;
-  lastSeq: number;
-  t1: string;
-  t2: string;
-  writes: number;
-  bytesWritten: number;
-  changedBlocks: number;
-  forwardBytes: number;
-  backwardBytes: number;
-  packBytes: number;
 }
 
 /** Where the newest write and the applied point are read (a reader refreshes its index in appliedSeq). */
@@ -103,17 +89,5 @@ export function statusReport(src: StatusSource): StatusReport {
     protection: protectionFigures(policy, now, oldestForPolicy, capacityBytes, growth),
     replicaLag: { writes: lag.writes, bytes: lag.bytes, seconds: lag.oldestTime === null ? 0 : Math.max(0, now - lag.oldestTime) / 1000 },
     consolidationBacklogBytes: consolidationBacklogBytes(policy, now, packs, index.entries, appliedSeq),
-  };
-}
-
-/** Every applied transaction, oldest first. */
-export function transactionLog(index: TransactionIndex): LogEntry[] {
-  return index.entries.map(logEntry);
-}
-
-export function logEntry(e: TxEntry): LogEntry {
-  return {
-    id: e.id, firstSeq: e.firstSeq, lastSeq: e.lastSeq, t1: isoTime(e.t1), t2: isoTime(e.t2), writes: e.writes,
-    bytesWritten: e.bytesWritten, changedBlocks: e.changedBlocks, forwardBytes: e.fwdBytes, backwardBytes: e.bwdBytes, packBytes: e.packBytes,
   };
 }

@@ -23,7 +23,8 @@ import { LivePolicy, type PolicyListener } from './live-policy.js';
 import { openWriter, type OpenedStore, type StoreOptions } from './open.js';
 import { Production } from './production.js';
 import { ProtectionWatch } from './protection-watch.js';
-import { statusReport, transactionLog, type LogEntry, type StatusReport, type StatusSource } from './status.js';
+import { historyLog, type LogEntry } from './log.js';
+import { statusReport, type StatusReport, type StatusSource } from './status.js';
 import { writerUnapplied } from './unapplied.js';
 import { WindowCloser } from './windows.js';
 
@@ -281,14 +282,14 @@ export class Store {
     return this.lifecycle.settle();
   }
 
-  /** The applied transactions, oldest first. */
+  /** The retained points, oldest first: one per window end held, or per consolidated point (store/log.ts). */
   log(): LogEntry[] {
-    return transactionLog(this.index);
+    return historyLog(this.history, this.policy.retain, this.clock.now());
   }
 
   /** Convenience: restore a volume to a file. */
-  restore(volume: string, target: Parameters<History['restore']>[1], outPath: string, progress?: Progress) {
-    return this.history.restore(volume, target, outPath, progress);
+  restore(volume: string, target: Parameters<History['restore']>[1], outPath: string, progress?: Progress, opts: { nearest?: boolean } = {}) {
+    return this.history.restore(volume, target, outPath, progress, opts);
   }
 
   private checkWritable(): void {

@@ -1,0 +1,130 @@
+// The command line on a store whose retention policy has retired part of its history (built with the
+// library and a manual clock ending now, then closed): `restore` at a point no longer held exits 2
+// naming the oldest restorable point and the nearest held points on both sides, and writes nothing;
+// with --nearest it restores the nearest held point at or before the target and says which (JSON and
+// text); a held target says nearest false; `log --json` gives every retained point its granularity.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { retiredHistory, VOLUME, type RetiredHistory } from '../helpers/retired-history.js';
+
+const BIN = fileURLToPath(new URL('../../bin/rewind.js', import.meta.url));
+const RUN_TIMEOUT_MS = 20_000;
+
+interface Run { code: number; stdout: string; stderr: string }
+
+function rewind(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: RUN_TIMEOUT_MS, env: { ...process.env, REWIND_DEBUG: '' } }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err); // timeout or spawn failure
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
+
+let h: RetiredHistory;
+let outDir: string;
+/** The time of the end of window `id` as the store says it (its last write, 3 s after its first). */
+const endTime = (id: number) => new Date(h.windowStart[id] + 3000).toISOString();
+
+beforeAll(async () => {
+  // Whole seconds up to now, so every write is in the past for the command's own clock.
+  h = await retiredHistory(Math.floor(Date.now() / 1000) * 1000);
+  await h.store.close();
+  outDir = path.join(path.dirname(h.dir), 'out');
+  fs.mkdirSync(outDir);
+});
+
+afterAll(() => {
+  if (h) fs.rmSync(path.dirname(h.dir), { recursive: true, force: true });
+});
+
+function expectVolumeAt(file: string, seq: number): void {
+  const got = fs.readFileSync(file);
+  const want = h.model.at(VOLUME, seq);
+  expect(got.byteLength).toBe(want.byteLength);
+  expect(got.equals(want), `${file} should be the volume after seq ${seq}`).toBe(true);
+}
+
+describe('restore at a point no longer held', () => {
+  it.each<[string, () => string[]]>([
+    ['--seq inside a merged pack', () => ['--seq', String(h.windowEnd(4))]],
+    ['--tx of a window inside a merged pack', () => ['--tx', '4']],
+    ['--time inside a window whose writes are retired', () => ['--time', new Date(h.windowStart[5] + 1500).toISOString()]],
+  ])('%s: exits 2 naming the oldest point and the nearest held ones, and writes no file', async (_what, target) => {
+    const out = path.join(outDir, `refused-${target()[0].slice(2)}.img`);
+    const r = await rewind('restore', h.dir, '--volume', VOLUME, ...target(), '--out', out);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('is no longer held');
+    expect(r.stderr).toContain(`the oldest restorable point is seq ${h.windowEnd(3)} (${endTime(3)})`);
+    expect(r.stderr).toContain(`before it: seq ${h.windowEnd(3)} (${endTime(3)}); after it: seq ${h.windowEnd(6)} (${endTime(6)})`);
+    expect(r.stdout).toBe('');
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it('a seq older than the oldest point names it and the one after', async () => {
+    const r = await rewind('restore', h.dir, '--volume', VOLUME, '--seq', '2', '--out', path.join(outDir, 'old.img'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`seq 2 is no longer held`);
+    expect(r.stderr).toContain(`the oldest restorable point is seq ${h.windowEnd(3)} (${endTime(3)}); nearest held points after it: seq ${h.windowEnd(3)}`);
+  });
+
+  it('--nearest restores the nearest held point at or before the target and says which (JSON)', async () => {
+    const out = path.join(outDir, 'nearest.img');
+    const requested = h.windowEnd(4) + 1;
+    const r = await rewind('restore', h.dir, '--volume', VOLUME, '--seq', String(requested), '--nearest', '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ volume: VOLUME, seq: h.windowEnd(3), time: endTime(3), requested: `seq ${requested}`, nearest: true, bytes: h.model.sizes[VOLUME], out });
+    expect(typeof j.seconds).toBe('number');
+    expectVolumeAt(out, h.windowEnd(3));
+  });
+
+  it('--nearest in text says which point it restored', async () => {
+    const out = path.join(outDir, 'nearest-text.img');
+    const r = await rewind('restore', h.dir, '--volume', VOLUME, '--tx', '8', '--nearest', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`restored ${VOLUME} as of seq ${h.windowEnd(6)} (${endTime(6)}) — the nearest held point at or before transaction 8`);
+    expectVolumeAt(out, h.windowEnd(6));
+  });
+
+  it('a held target restores itself, with or without --nearest: nearest false', async () => {
+    const seq = h.windowEnd(15) - 1; // a single write the journal still holds
+    const out = path.join(outDir, 'held.img');
+    const r = await rewind('restore', h.dir, '--volume', VOLUME, '--seq', String(seq), '--nearest', '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ seq, requested: `seq ${seq}`, nearest: false, time: new Date(h.model.writes[seq - 1].time).toISOString() });
+    expectVolumeAt(out, seq);
+    const tx = await rewind('restore', h.dir, '--volume', VOLUME, '--tx', '9', '--out', out, '--json');
+    expect(tx.code, tx.stderr).toBe(0);
+    expect(JSON.parse(tx.stdout)).toMatchObject({ seq: h.windowEnd(9), time: endTime(9), requested: 'tx 9', nearest: false });
+    expectVolumeAt(out, h.windowEnd(9));
+  });
+});
+
+describe('log', () => {
+  it('--json gives each retained point its granularity; the text has a granularity column', async () => {
+    const r = await rewind('log', h.dir, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const log = JSON.parse(r.stdout) as { id: number; firstSeq: number; lastSeq: number; granularity: string; windows: number }[];
+    expect(log.map((e) => [e.id, e.firstSeq, e.lastSeq, e.granularity, e.windows])).toEqual([
+      [3, 9, 12, 'window', 1],
+      [6, 13, 24, 'hourly', 3],
+      [9, 25, 36, 'hourly', 3],
+      [12, 37, 48, 'hourly', 3],
+      [13, 49, 52, 'window', 1],
+      [14, 53, 56, 'window', 1],
+      [15, 57, 60, 'writes', 1],
+      [16, 61, 64, 'writes', 1],
+    ]);
+    const text = await rewind('log', h.dir);
+    expect(text.code).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1 + log.length);
+    expect(lines[0]).toMatch(/ granularity$/);
+    expect(lines[2]).toMatch(/ hourly \(3 windows\)$/);
+    expect(lines[8]).toMatch(/ writes$/);
+  });
+});
