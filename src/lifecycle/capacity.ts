@@ -5,8 +5,8 @@ import { parseSize } from '../units.js';
 
 export type Capacity = { bytes: number } | { percent: number };
 
-/** Smallest capacity accepted: history needs room for at least a few windows and segments. */
-export const CAPACITY_BYTES_MIN = 256 * 2 ** 20;
+/** Smallest capacity accepted: history needs room for a few windows and journal segments. */
+export const CAPACITY_BYTES_MIN = 16 * 2 ** 20;
 
 /** "64G", "500M", "1T" (bytes, power-of-two units) or "80%" (of the file system); `none` for no bound. */
 export function parseCapacity(text: string): Capacity | null {
