@@ -29,11 +29,12 @@ export interface JournalCheckContext {
 /** Reads the whole journal; null (with the damage recorded) when it cannot be read to its end. */
 export function scanJournal(ctx: JournalCheckContext, wanted: ReadonlySet<number>, found: Findings): JournalScan | null {
   for (let attempt = 1; ; attempt++) {
-    const segs = ctx.journal.segments(true);
     const firstRecord = new Map<number, { segment: number; position: number }>();
     let records = 0;
     let bytes = 0;
     let lastSeq = 0;
+    // The segment the scan began with: that of its first record (a listing of our own could be older or newer).
+    let firstSegment: number | null = null;
     try {
       const stop = ctx.journal.scan({
         fromSeq: 1,
@@ -42,13 +43,16 @@ export function scanJournal(ctx: JournalCheckContext, wanted: ReadonlySet<number
           records++;
           bytes += r.length;
           lastSeq = r.seq;
+          firstSegment ??= r.segment;
           if (wanted.has(r.seq)) firstRecord.set(r.seq, { segment: r.segment, position: r.position });
-          if (records % 4096 === 0) ctx.progress?.('journal', r.segment, segs.length);
+          if (records % 4096 === 0) ctx.progress?.('journal', r.segment, ctx.journal.segments().length);
         },
       });
       found.checked.journalRecords += records;
       found.checked.journalBytes += bytes;
-      return { firstSeq: segs.length > 0 ? segs[0].firstSeq : Infinity, lastSeq, stop, firstRecord };
+      // No record: the scan's own listing (cached by the reader) says where the journal starts, if anywhere.
+      const firstSeq = firstSegment ?? ctx.journal.segments()[0]?.firstSeq ?? Infinity;
+      return { firstSeq, lastSeq, stop, firstRecord };
     } catch (err) {
       // A segment listed at the start is gone: a running writer retired it; scan again from the new first one.
       if (ctx.writerActive && attempt < SCAN_ATTEMPTS_MAX) continue;

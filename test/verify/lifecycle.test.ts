@@ -1,12 +1,15 @@
 // verify on a store whose history the lifecycle has shaped: windows dropped by retention, runs of
 // windows merged into one pack, journal segments retired. Such a store verifies clean; damage to
 // what is left (a merged pack, the journal recovery needs) is still found and named; a pack left by
-// an interrupted consolidation is only a note. The layout rules are checked on bare seq ranges too.
+// an interrupted consolidation is only a note; `rewind verify` exits 0 or 1 accordingly. The layout
+// rules are checked on bare seq ranges too.
+import { execFile } from 'node:child_process';
 import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initStore, ManualClock, nodeStorage, Store } from '../../src/index.js';
+import { initStore, ManualClock, nodeStorage, Store, type Storage } from '../../src/index.js';
 import { readConfig } from '../../src/config.js';
 import { JournalReader } from '../../src/journal/reader.js';
 import { TransactionIndex, type TxEntry } from '../../src/transactions/transactions.js';
@@ -15,6 +18,7 @@ import { alignPacks, layOutPacks } from '../../src/verify/pack-layout.js';
 import { verifyStore, type VerifyReport } from '../../src/verify/verify.js';
 import { prng, randomBytes } from '../helpers/model.js';
 
+const BIN = fileURLToPath(new URL('../../bin/rewind.js', import.meta.url));
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const PACK = /^(\d{16})-(\d{16})\.pack$/;
@@ -37,6 +41,16 @@ async function verifyDir(dir: string): Promise<VerifyReport> {
     journal.closeFiles();
     volumes.close();
   }
+}
+
+/** `rewind verify` as a user runs it (the compiled bin: `npm run build` first). */
+function rewindVerify(dir: string): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [BIN, 'verify', dir], { timeout: 30_000, env: { ...process.env, REWIND_DEBUG: '' } }, (err, stdout) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout });
+    });
+  });
 }
 
 const packRanges = (dir: string) =>
@@ -106,6 +120,19 @@ describe('verify after retention, consolidation and journal retirement', () => {
     expect(report.checked.replicaBlocks).toBeGreaterThan(0);
   });
 
+  it('rewind verify exits 0 with the retired windows as a note, and 1 naming the journal when its tail is gone', async () => {
+    const sound = await rewindVerify(base);
+    expect(sound.code, sound.stdout).toBe(0);
+    expect(sound.stdout).toMatch(/^note: \d+ windows retired /m);
+    expect(sound.stdout).toMatch(/^ok$/m);
+    const dir = copyStore(base);
+    const segments = new JournalReader(nodeStorage, join(dir, 'journal')).segments();
+    rmSync(segments[segments.length - 1].path);
+    const damaged = await rewindVerify(dir);
+    expect(damaged.code, damaged.stdout).toBe(1);
+    expect(damaged.stdout).toContain(`DAMAGE: ${join(dir, 'journal')} at byte 0: the journal ends at seq`);
+  });
+
   it('names a merged pack with a flipped byte', async () => {
     const dir = copyStore(base);
     const index = await TransactionIndex.open(nodeStorage, join(dir, 'index'), false);
@@ -142,6 +169,44 @@ describe('verify after retention, consolidation and journal retirement', () => {
     const after = await verifyDir(dir);
     expect(after.problems).toEqual([]);
     expect(after.notes.some((n) => n.includes('interrupted consolidation'))).toBe(false);
+  });
+
+  it('with a writer running, takes packs merged and segments retired under it for a stale listing, not damage', async () => {
+    const dir = copyStore(base);
+    const now = packRanges(dir);
+    // The first listings are from before the last consolidation: the packs it merged and a segment since retired.
+    const merged = now.filter((p) => readdirSync(before).some((name) => !now.some((q) => q.name === name) && p.firstSeq <= Number(PACK.exec(name)![1]) && Number(PACK.exec(name)![2]) <= p.lastSeq));
+    expect(merged.length).toBeGreaterThan(0);
+    const oldPacks = readdirSync(before).filter((name) => merged.some((p) => p.firstSeq <= Number(PACK.exec(name)![1]) && Number(PACK.exec(name)![2]) <= p.lastSeq));
+    const stale = new Map<string, string[]>([
+      [join(dir, 'increments'), [...now.filter((p) => !merged.includes(p)).map((p) => p.name), ...oldPacks].sort()],
+      [join(dir, 'journal'), ['0000000000000001-0000000000000002.seg', ...readdirSync(join(dir, 'journal'))].sort()],
+    ]);
+    const storage = new Proxy(nodeStorage, {
+      get(target, key) {
+        if (key !== 'list') return Reflect.get(target, key, target);
+        return (d: string) => {
+          const names = stale.get(d);
+          stale.delete(d);
+          return names ?? target.list(d);
+        };
+      },
+    }) as Storage;
+    const config = readConfig(nodeStorage, dir);
+    const volumes = new VolumeSet(nodeStorage, dir, config, false);
+    const journal = new JournalReader(storage, join(dir, 'journal'));
+    const index = await TransactionIndex.open(nodeStorage, join(dir, 'index'), false);
+    try {
+      const report = verifyStore({ storage, dir, blockSize: config.blockSize, volumes, index, journal, writerActive: true });
+      expect(stale.size).toBe(0);
+      expect(report.problems).toEqual([]);
+      expect(report.checked.packs).toBe(now.length);
+      expect(report.checked.journalRecords).toBe(4);
+    } finally {
+      index.close();
+      journal.closeFiles();
+      volumes.close();
+    }
   });
 
   it('finds the journal short of what recovery needs when its newest segment is gone', async () => {
