@@ -44,6 +44,7 @@ export function checkPacks(ctx: PackCheckContext, files: readonly PackFileName[]
     const one = names.length === 1;
     found.note(`${names.length} pack${one ? '' : 's'} covered by a merged pack (${shown}): left by an interrupted consolidation; the writer removes ${one ? 'it' : 'them'} on open`);
   }
+  for (const f of layout.backwards) found.damage(path(f), 0, `pack name says seq ${f.firstSeq}..${f.lastSeq}, which ends before it starts`);
   for (const { pack, other } of layout.overlapping) {
     found.damage(path(pack), 0, `pack for seq ${pack.firstSeq}..${pack.lastSeq} partly overlaps ${other.name} (packs hold whole windows or whole runs of them)`);
   }

@@ -22,11 +22,14 @@ export interface PackLayout<T extends SeqRange> {
   superseded: T[];
   /** Packs partly overlapping `other`, a pack of the chain. */
   overlapping: { pack: T; other: T }[];
+  /** Packs whose name ends before it starts. */
+  backwards: T[];
 }
 
 export function layOutPacks<T extends SeqRange>(packs: readonly T[]): PackLayout<T> {
   // chainOf's order: a larger pack before the ones it covers.
-  const sorted = [...packs].sort((a, b) => a.firstSeq - b.firstSeq || b.lastSeq - a.lastSeq);
+  const backwards = packs.filter((p) => p.lastSeq < p.firstSeq);
+  const sorted = packs.filter((p) => p.lastSeq >= p.firstSeq).sort((a, b) => a.firstSeq - b.firstSeq || b.lastSeq - a.lastSeq);
   const overlapping: { pack: T; other: T }[] = [];
   const runs: T[][] = [];
   // The chain pack reaching furthest so far (the last one chainOf would take).
@@ -36,6 +39,7 @@ export function layOutPacks<T extends SeqRange>(packs: readonly T[]): PackLayout
       overlapping.push({ pack: p, other: top });
       continue;
     }
+    // Past a gap a new run starts, with this pack first in its chain (it reaches past the last run).
     if (!top || p.firstSeq > top.lastSeq + 1) runs.push([]);
     runs[runs.length - 1].push(p);
     if (!top || p.lastSeq > top.lastSeq) top = p;
@@ -47,7 +51,7 @@ export function layOutPacks<T extends SeqRange>(packs: readonly T[]): PackLayout
     chain.push(...c.chain);
     superseded.push(...c.superseded);
   }
-  return { chain, superseded, overlapping };
+  return { chain, superseded, overlapping, backwards };
 }
 
 export type PackRole =

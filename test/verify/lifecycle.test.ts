@@ -256,6 +256,7 @@ describe('how packs line up with the transaction windows', () => {
     const layout = layOutPacks([r(1, 4), r(3, 6), r(13, 20)]);
     expect(layout.chain.map((p) => p.name)).toEqual(['1-4', '13-20']);
     expect(layout.overlapping.map((o) => [o.pack.name, o.other.name])).toEqual([['3-6', '1-4']]);
+    expect(layOutPacks([r(1, 4), r(9, 6), r(5, 8)])).toEqual({ chain: [r(1, 4), r(5, 8)], superseded: [], overlapping: [], backwards: [r(9, 6)] });
     const a = alignPacks(layout.chain, entries);
     expect(a.retired).toBe(0);
     expect(a.missing.map((e) => e.id)).toEqual([2, 3]);
