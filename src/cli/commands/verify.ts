@@ -1,20 +1,24 @@
 import type { Io } from '../io.js';
-import { openStoreReader } from '../../store/reader.js';
+import { readConfig } from '../../config.js';
+import { JournalReader } from '../../journal/reader.js';
 import { verifyStore } from '../../verify/verify.js';
 import { formatBytes } from '../../units.js';
 import { EXIT } from '../exit-codes.js';
 import { joinPath } from '../../storage/storage.js';
 import { nodeStorage } from '../../storage/node-storage.js';
 import { TransactionIndex } from '../../transactions/transactions.js';
+import { VolumeSet } from '../../volumes/volume-set.js';
 import { liveWriter } from '../../lock.js';
 
 export async function verifyCommand(io: Io, store: string, opts: { json?: boolean }): Promise<number> {
-  const reader = await openStoreReader(store, { tolerateDamage: true });
+  // The pieces are opened one by one, not through a store reader, which needs a sound journal tail.
+  const config = readConfig(nodeStorage, store);
+  const volumes = new VolumeSet(nodeStorage, store, config, false);
+  const journal = new JournalReader(nodeStorage, joinPath(store, 'journal'));
+  let index: TransactionIndex | null = null;
   try {
-    const h = reader.history;
-    const index = await TransactionIndex.open(nodeStorage, joinPath(store, 'index'), false);
-    const report = verifyStore({ storage: nodeStorage, dir: store, blockSize: h.config.blockSize, volumes: h.volumes, index, journal: h.journal, writerActive: liveWriter(store) !== null });
-    index.close();
+    index = await TransactionIndex.open(nodeStorage, joinPath(store, 'index'), false);
+    const report = verifyStore({ storage: nodeStorage, dir: store, blockSize: config.blockSize, volumes, index, journal, writerActive: liveWriter(store) !== null });
     if (opts.json) {
       io.out(JSON.stringify(report) + '\n');
     } else {
@@ -26,6 +30,8 @@ export async function verifyCommand(io: Io, store: string, opts: { json?: boolea
     }
     return report.ok ? EXIT.OK : EXIT.DAMAGE;
   } finally {
-    reader.close();
+    index?.close();
+    journal.closeFiles();
+    volumes.close();
   }
 }
