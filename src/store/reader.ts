@@ -26,6 +26,9 @@ export interface StoreReader {
   close(): void;
 }
 
+/** Times a reader reads the index again when the writer retired the journal segment it pointed at. */
+const READER_OPEN_ATTEMPTS = 5;
+
 export async function openStoreReader(dir: string, opts: { storage?: Storage; clock?: Clock; /** open even when the index or journal is damaged (for verify) */ tolerateDamage?: boolean } = {}): Promise<StoreReader> {
   const storage = opts.storage ?? nodeStorage;
   const clock = opts.clock ?? systemClock;
@@ -34,19 +37,33 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
   const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), false);
   if (index.damage && !opts.tolerateDamage) throw corrupt(index.path, index.damage.position, `${index.damage.reason}; run \`rewind verify\``);
   const journal = new JournalReader(storage, joinPath(dir, 'journal'));
-  // The newest write, and the writes not applied yet: walk the journal from the last applied window to its end.
-  let lastSeq = index.appliedSeq;
-  let lastTime = index.last?.t2 ?? 0;
-  const unapplied = new ScannedTail();
-  const stop = journal.scan({
-    fromSeq: index.appliedSeq + 1,
-    start: index.last?.journal,
-    onRecord: (r) => {
-      lastSeq = r.seq;
-      lastTime = r.time;
-      unapplied.add(r);
-    },
-  });
+  // The newest write, and the writes not applied yet: walk the journal from the last applied window to
+  // its end. A running writer may retire the segment that window starts in once it applies newer
+  // ones: then the index is read again and the walk starts from the newer window.
+  let lastSeq = 0;
+  let lastTime = 0;
+  let unapplied = new ScannedTail();
+  let stop: ReturnType<JournalReader['scan']>;
+  for (let attempt = 0; ; attempt++) {
+    lastSeq = index.appliedSeq;
+    lastTime = index.last?.t2 ?? 0;
+    unapplied = new ScannedTail();
+    const start = index.last?.journal;
+    if (start && attempt < READER_OPEN_ATTEMPTS && !journal.segments(true).some((x) => x.firstSeq === start.segment)) {
+      index.refresh();
+      continue;
+    }
+    stop = journal.scan({
+      fromSeq: index.appliedSeq + 1,
+      start,
+      onRecord: (r) => {
+        lastSeq = r.seq;
+        lastTime = r.time;
+        unapplied.add(r);
+      },
+    });
+    break;
+  }
   if (stop.kind === 'damaged' && !opts.tolerateDamage) throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
   const catalog = new DirectoryCatalog(storage, joinPath(dir, 'increments'));
   const state = {
