@@ -9,6 +9,7 @@
 import { assert } from '../errors.js';
 import { listPacks } from '../increment/pack.js';
 import { chainOf } from '../lifecycle/held.js';
+import type { LeaseFiles } from '../lifecycle/leases.js';
 import type { Storage } from '../storage/storage.js';
 import { joinPath } from '../storage/storage.js';
 
@@ -95,15 +96,16 @@ export class MemoryCatalog implements Catalog {
 
 /**
  * Packs as the increments directory shows them now (another process may be adding or consolidating).
- * It cannot lease: a reader in another process that finds a pack gone looks at the catalog again.
+ * Its leases are files the writer reads (src/lifecycle/leases.ts).
  */
 export class DirectoryCatalog implements Catalog {
-  constructor(private readonly storage: Storage, private readonly dir: string) {}
+  /** `leases`: where this reader's leases go for the writer to see (none: it takes none). */
+  constructor(private readonly storage: Storage, private readonly dir: string, private readonly leases?: LeaseFiles) {}
   packs(): readonly PackRef[] {
     const files = listPacks(this.storage, this.dir).map((p) => ({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path: joinPath(this.dir, p.name) }));
     return chainOf(files).chain;
   }
-  lease(): () => void {
-    return () => undefined;
+  lease(seq: number): () => void {
+    return this.leases ? this.leases.take(seq) : () => undefined;
   }
 }

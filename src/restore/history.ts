@@ -149,8 +149,26 @@ export class History {
   /** A read-only view of `volume` after write `seq` (or at a target). */
   view(volume: string, at: number | Target): PointInTimeView {
     const v = this.volumes.byName(volume);
-    const seq = this.resolve(typeof at === 'number' ? { seq: at } : at);
-    return new PointInTimeView(this.viewContext(), v, seq);
+    const target = typeof at === 'number' ? { seq: at } : at;
+    const seq = this.resolve(target);
+    return this.leased(target, () => new PointInTimeView(this.viewContext(), v, seq));
+  }
+
+  /**
+   * Opens a view, whose lease keeps its point from being retired, and checks that the point is still
+   * held once the lease is taken: a writer in another process may have retired it after `resolve`.
+   */
+  private leased(target: Target, open: () => PointInTimeView): PointInTimeView {
+    let view: PointInTimeView | null = null;
+    try {
+      view = open();
+      this.held.check(target, view.seq);
+      return view;
+    } catch (err) {
+      view?.close();
+      if (!view) this.resolve(target); // not held any more: say so the usual way
+      throw err;
+    }
   }
 
   /**
@@ -162,7 +180,7 @@ export class History {
     // The view resolves the target, the base and the journal writes; it loads no pack.
     const v = this.volumes.byName(volume);
     const { seq, substituted } = this.resolvePoint(target, opts);
-    const view = new PointInTimeView(this.viewContext(), v, seq, true);
+    const view = this.leased({ seq }, () => new PointInTimeView(this.viewContext(), v, seq, true));
     const size = view.size;
     try {
       // 1. The old contents of the blocks to set back, decoded from the packs after the target (as

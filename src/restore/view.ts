@@ -72,14 +72,18 @@ export class PointInTimeView {
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > last) {
       throw targetOutOfRange(`seq ${seq} is outside the retained history 0..${last}`);
     }
+    // The lease first: from here on the writer keeps this point (and a caller checks it is still held).
+    this.release?.();
+    this.release = this.ctx.catalog.lease(seq);
     const applied = this.ctx.appliedSeq();
     const packs = this.ctx.catalog.packs();
     const after = packs.filter((p) => p.lastSeq > seq);
     const base = Math.min(applied, after.length > 0 ? after[0].firstSeq - 1 : Infinity);
-    assert(base <= seq, `view base ${base} is not after its target ${seq}`);
+    if (base > seq) {
+      this.close();
+      throw targetOutOfRange(`seq ${seq} is no longer held: the oldest restorable point is seq ${base}`);
+    }
     this._seq = seq;
-    this.release?.();
-    this.release = this.ctx.catalog.lease(seq);
     this.base = base;
     this.oldFrom.clear();
     this.horizon = seq;

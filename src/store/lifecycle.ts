@@ -38,6 +38,8 @@ export interface LifecycleContext {
   /** The capacity in bytes (null: none), and how history is measured against it. */
   capacityBytes(): number | null;
   footprint: HistoryFootprint;
+  /** Points leased by readers in other processes (src/lifecycle/leases.ts). */
+  externalLeases(): number[];
   /** Bytes kept free below the capacity for what comes next (the next window's pack, a segment). */
   headroomBytes(capacity: number): number;
   onWarning?: (message: string) => void;
@@ -66,6 +68,8 @@ export interface CapacityState {
 
 export class HistoryLifecycle {
   private running: Promise<PassResult> | null = null;
+  /** Packs a merge replaced, kept while a reader in another process may read them. */
+  private deferred: PackRef[] = [];
   private timer: NodeJS.Timeout | null = null;
   private again = false;
   private stopped = false;
@@ -127,6 +131,7 @@ export class HistoryLifecycle {
   /** One pass: drops, then merges one run at a time, then retires journal segments. */
   private async pass(): Promise<PassResult> {
     const done: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+    await this.removeDeferred();
     for (let step = 0; step < PASS_STEPS_MAX && !this.stopped; step++) {
       const packs = this.appliedPacks();
       const plan = planRetention(this.ctx.retention(), this.ctx.clock.now(), packs.map((p) => this.held(p)));
@@ -203,16 +208,21 @@ export class HistoryLifecycle {
 
   /** How many of the `wanted` oldest packs can go without taking a leased point away. */
   private droppable(packs: PackRef[], wanted: number): number {
-    const lease = this.ctx.catalog.oldestLease();
+    const lease = Math.min(Infinity, ...this.leasedPoints());
     let n = wanted;
     // Dropping n packs makes the point before pack n the oldest held one.
     while (n > 0 && (n < packs.length ? packs[n].firstSeq - 1 : this.ctx.index.appliedSeq) > lease) n--;
     return n;
   }
 
+  /** Every leased point, in this process and in readers' lease files, read now. */
+  private leasedPoints(): number[] {
+    return [...this.ctx.catalog.leasedPoints(), ...this.ctx.externalLeases()];
+  }
+
   /** True when a leased point lies strictly between two held points (a merge would take it away). */
   private leasedInside(fromPoint: number, toPoint: number): boolean {
-    return this.ctx.catalog.leasedPoints().some((seq) => seq > fromPoint && seq < toPoint);
+    return this.leasedPoints().some((seq) => seq > fromPoint && seq < toPoint);
   }
 
   private async dropOldest(count: number): Promise<void> {
@@ -236,8 +246,27 @@ export class HistoryLifecycle {
     const packs = pieces.map((p) => readPack(this.ctx.storage, p.path));
     const built = await mergePacks({ storage: this.ctx.storage, dir: this.ctx.incrementsDir, blockSize: this.ctx.blockSize, pool: this.ctx.pool }, packs);
     const replaced = this.ctx.catalog.replace({ firstSeq: built.header.firstSeq, lastSeq: built.header.lastSeq, path: built.path });
-    for (const p of replaced) this.ctx.storage.remove(p.path);
-    await this.ctx.storage.syncDir(this.ctx.incrementsDir);
+    // A reader in another process that leased a point before them may be reading the replaced packs
+    // (it listed the directory before the merged one was there): they stay until it is done.
+    this.deferred.push(...replaced);
+    await this.removeDeferred();
+  }
+
+  /** Removes replaced packs no reader in another process may still be reading. */
+  private async removeDeferred(): Promise<void> {
+    if (this.deferred.length === 0) return;
+    const external = this.ctx.externalLeases();
+    const keep: PackRef[] = [];
+    let removed = 0;
+    for (const p of this.deferred) {
+      if (external.some((seq) => seq < p.lastSeq)) keep.push(p);
+      else {
+        this.ctx.storage.remove(p.path);
+        removed++;
+      }
+    }
+    this.deferred = keep;
+    if (removed > 0) await this.ctx.storage.syncDir(this.ctx.incrementsDir);
   }
 
   /**
@@ -248,7 +277,7 @@ export class HistoryLifecycle {
   private async retireSegments(journalFromSeq: number, packs: PackRef[]): Promise<number> {
     const { index } = this.ctx;
     let keepFrom = Math.min(journalFromSeq, (index.last?.firstSeq ?? 0) || 1, index.appliedSeq + 1);
-    for (const seq of this.ctx.catalog.leasedPoints()) {
+    for (const seq of this.leasedPoints()) {
       // A point inside a pack is read by replaying the journal from the pack's start.
       const p = packs.find((x) => x.firstSeq <= seq && seq < x.lastSeq);
       if (p) keepFrom = Math.min(keepFrom, p.firstSeq);

@@ -6,6 +6,7 @@ import { corrupt } from '../errors.js';
 import { JournalReader } from '../journal/reader.js';
 import { HistoryFootprint } from '../lifecycle/footprint.js';
 import { lifecyclePolicy } from '../lifecycle/policy.js';
+import { LeaseFiles } from '../lifecycle/leases.js';
 import { DirectoryCatalog } from '../restore/catalog.js';
 import { History } from '../restore/history.js';
 import { nodeStorage } from '../storage/node-storage.js';
@@ -65,7 +66,7 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
     break;
   }
   if (stop.kind === 'damaged' && !opts.tolerateDamage) throw corrupt(stop.segment.path, stop.position, `${stop.reason}; run \`rewind verify\``);
-  const catalog = new DirectoryCatalog(storage, joinPath(dir, 'increments'));
+  const catalog = new DirectoryCatalog(storage, joinPath(dir, 'increments'), new LeaseFiles(storage, dir));
   const state = {
     lastSeq: () => lastSeq,
     lastTime: () => lastTime,

@@ -10,6 +10,7 @@ import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
 import type { LifecyclePolicy } from '../lifecycle/policy.js';
 import { HistoryFootprint } from '../lifecycle/footprint.js';
+import { LeaseFiles } from '../lifecycle/leases.js';
 import type { Limits } from '../limits.js';
 import type { StoreLock } from '../lock.js';
 import { History, type Progress } from '../restore/history.js';
@@ -102,12 +103,14 @@ export class Store {
       onWarning: o.onWarning,
     });
     const footprint = new HistoryFootprint(o.storage, o.dir);
+    const leaseFiles = new LeaseFiles(o.storage, o.dir);
     this.lifecycle = new HistoryLifecycle({
       storage: o.storage, incrementsDir: joinPath(o.dir, 'increments'), journalDir: joinPath(o.dir, 'journal'), blockSize: o.config.blockSize,
       pool: o.pool, catalog: o.catalog, index: o.index, journal: o.journal, clock: o.clock,
       retention: () => this.policy.retain, onWarning: o.onWarning,
       // Its own footprint: it measures afresh each pass, and must not age the status's cached figure.
       footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
+      externalLeases: () => leaseFiles.points(),
       headroomBytes: (cap) => Math.min(cap / 4, 2 * o.limits.windowBytesMax + o.limits.segmentBytesMax),
     });
     if (o.autoLifecycle) {
