@@ -78,7 +78,10 @@ export class HistoryLifecycle {
   /** Totals since open. */
   readonly totals: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
 
-  constructor(private readonly ctx: LifecycleContext) {}
+  /** `superseded`: packs a merge replaced before the last writer stopped, to be removed like deferred ones. */
+  constructor(private readonly ctx: LifecycleContext, superseded: readonly PackRef[] = []) {
+    this.deferred.push(...superseded);
+  }
 
   /** Starts a pass in the background unless one runs (then it runs once more after it). */
   kick(): void {
@@ -100,6 +103,21 @@ export class HistoryLifecycle {
           this.kick();
         }
       });
+  }
+
+  /**
+   * Removes, in the background, packs a merge replaced that no reader may read any more (left by the
+   * last writer, say), without looking at the plan. close() waits for it.
+   */
+  tidy(): void {
+    if (this.stopped || this.running || this.deferred.length === 0) return;
+    const none: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+    this.running = this.removeDeferred()
+      .then(() => none, (err) => {
+        this.ctx.onWarning?.(`history lifecycle: ${(err as Error).message}`);
+        return none;
+      })
+      .finally(() => (this.running = null));
   }
 
   /** Runs passes until the plan has nothing left to do now; resolves with what they did. */

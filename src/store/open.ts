@@ -12,7 +12,7 @@ import type { RecordRef } from '../journal/reader.js';
 import { LIMITS, type Limits } from '../limits.js';
 import { acquireLock, type StoreLock } from '../lock.js';
 import { chainOf } from '../lifecycle/held.js';
-import { MemoryCatalog } from '../restore/catalog.js';
+import { MemoryCatalog, type PackRef } from '../restore/catalog.js';
 import { nodeStorage } from '../storage/node-storage.js';
 import { joinPath, type Storage } from '../storage/storage.js';
 import { TransactionIndex } from '../transactions/transactions.js';
@@ -56,6 +56,8 @@ export interface OpenedStore {
   journal: Journal;
   pool: KernelPool;
   catalog: MemoryCatalog;
+  /** Packs a merge replaced before the last writer stopped: the lifecycle removes them once no reader may read them. */
+  superseded: PackRef[];
   /** Null when production is written on the event loop. */
   productionWriter: ProductionWriter<RecordRef> | null;
   autoTick: boolean;
@@ -87,7 +89,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
     }
     const pool = new KernelPool({ threads: opts.threads, blockSize: config.blockSize, chunkBytes: limits.chunkBytes, windowBytesMax: limits.windowBytesMax, windowWritesMax: limits.windowWritesMax });
     opened.push({ close: () => pool.close() });
-    const catalog = appliedCatalog(storage, joinPath(dir, 'increments'), index.appliedSeq);
+    const { catalog, superseded } = appliedCatalog(storage, joinPath(dir, 'increments'), index.appliedSeq);
     const replica = { storage, blockSize: config.blockSize, volumes, pool };
     const unapplied = await recover({ dir, storage, volumes, index, journal, catalog, replica }, tail, lock.unclean);
     let productionWriter: ProductionWriter<RecordRef> | null = null;
@@ -96,7 +98,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
       opened.push({ close: () => writer.terminate() });
     }
     const autoTick = opts.autoTick ?? clock === systemClock;
-    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, autoLifecycle: opts.autoLifecycle ?? true, onWarning: opts.onWarning }, unapplied);
+    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, autoLifecycle: opts.autoLifecycle ?? true, superseded, onWarning: opts.onWarning }, unapplied);
   } catch (err) {
     for (const o of opened.reverse()) {
       try {
@@ -111,13 +113,13 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
 }
 
 /**
- * The chain of packs up to the applied point. Packs a consolidation had merged but not yet removed
- * when the writer stopped are removed now (the merged pack holds the same points).
+ * The chain of packs up to the applied point, and the packs a consolidation had merged but not yet
+ * removed when the writer stopped (the merged pack holds the same points; a reader in another
+ * process may still be reading them, so the lifecycle removes them, not the opening).
  */
-function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): MemoryCatalog {
+function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): { catalog: MemoryCatalog; superseded: PackRef[] } {
   const files = listPacks(storage, incDir).map((p) => ({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path: joinPath(incDir, p.name) }));
   const { chain, superseded } = chainOf(files);
-  for (const p of superseded) storage.remove(p.path);
   const catalog = new MemoryCatalog();
   for (const p of chain) if (p.lastSeq <= appliedSeq) catalog.add(p);
   // Retirement removes the oldest packs first, so the chain, when there is one, reaches the applied point.
@@ -125,5 +127,5 @@ function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): M
   if (newest && newest.lastSeq !== appliedSeq) {
     throw corrupt(incDir, 0, `transactions are applied up to seq ${appliedSeq} but the newest applied pack ends at seq ${newest.lastSeq}`);
   }
-  return catalog;
+  return { catalog, superseded };
 }

@@ -112,7 +112,8 @@ export class Store {
       footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
       externalLeases: () => leaseFiles.points(),
       headroomBytes: (cap) => Math.min(cap / 4, 2 * o.limits.windowBytesMax + o.limits.segmentBytesMax),
-    });
+    }, o.superseded);
+    this.lifecycle.tidy();
     if (o.autoLifecycle) {
       this.livePolicy.onChange(() => this.lifecycle.kick());
       if (o.autoTick) this.lifecycle.every(LIFECYCLE_PASS_MS);
