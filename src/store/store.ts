@@ -108,6 +108,7 @@ export class Store {
       retention: () => this.policy.retain, onWarning: o.onWarning,
       // Its own footprint: it measures afresh each pass, and must not age the status's cached figure.
       footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
+      indexCompactEntriesMin: o.limits.indexCompactEntriesMin,
       headroomBytes: (cap) => Math.min(cap / 4, 2 * o.limits.windowBytesMax + o.limits.segmentBytesMax),
     });
     if (o.autoLifecycle) {
@@ -118,7 +119,7 @@ export class Store {
       spec: o.config.window,
       limits: o.limits,
       clock: o.clock,
-      firstTxId: o.index.entries.length + 1,
+      firstTxId: o.index.nextId,
       autoTick: o.autoTick,
       onTimer: () => this.tick(),
       onClosed: (w) => this.pipeline.enqueue(w),
