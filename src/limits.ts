@@ -28,6 +28,11 @@ export const LIMITS = {
   blockSizeMax: 65536,
   /** Bytes of changed blocks handed to one worker task. */
   chunkBytes: 2 * MiB,
+  /**
+   * The transaction index is rewritten without the entries of retired windows once at least this many
+   * (and a quarter of the index) can go: 128 KiB of entries, rewritten at most every 1024 windows.
+   */
+  indexCompactEntriesMin: 1024,
 } as const;
 
 export type Limits = { -readonly [K in keyof typeof LIMITS]: number };

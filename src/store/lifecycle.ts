@@ -9,6 +9,8 @@
 // it, the merged pack and the packs it replaces (on open the replaced ones are superseded and removed,
 // src/lifecycle/held.ts chainOf): the old set or the new set, never a point lost or counted twice.
 // Dropping removes the oldest pack first, so a crash in the middle leaves a shorter chain, still whole.
+// After drops, the transaction index is compacted: the entries of windows before the oldest point
+// held go, in the same order (src/transactions/transactions.ts compact()).
 //
 // Leases: a point a view or restore is reading is never consolidated away or dropped; the journal
 // segments it needs are kept. Such steps wait for a later pass.
@@ -42,6 +44,8 @@ export interface LifecycleContext {
   externalLeases(): number[];
   /** Bytes kept free below the capacity for what comes next (the next window's pack, a segment). */
   headroomBytes(capacity: number): number;
+  /** The index is rewritten once at least this many of its entries (and a quarter) are of retired windows. */
+  indexCompactEntriesMin: number;
   onWarning?: (message: string) => void;
 }
 
@@ -54,6 +58,8 @@ export interface PassResult {
   merged: number;
   dropped: number;
   segmentsRetired: number;
+  /** Entries of retired windows taken out of the transaction index. */
+  indexEntriesRemoved: number;
 }
 
 /** Where history stands against the capacity after a pass. */
@@ -76,7 +82,7 @@ export class HistoryLifecycle {
   /** After the last pass. */
   capacity: CapacityState = { historyBytes: 0, capacityBytes: null, overPolicy: false, overCapacity: false };
   /** Totals since open. */
-  readonly totals: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+  readonly totals: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0, indexEntriesRemoved: 0 };
 
   /** `superseded`: packs a merge replaced before the last writer stopped, to be removed like deferred ones. */
   constructor(private readonly ctx: LifecycleContext, superseded: readonly PackRef[] = []) {
@@ -94,7 +100,7 @@ export class HistoryLifecycle {
       .catch((err) => {
         // History is left as it was at the failed step (see the order above); the next pass retries.
         this.ctx.onWarning?.(`history lifecycle: ${(err as Error).message}`);
-        return { merged: 0, dropped: 0, segmentsRetired: 0 };
+        return { merged: 0, dropped: 0, segmentsRetired: 0, indexEntriesRemoved: 0 };
       })
       .finally(() => {
         this.running = null;
@@ -111,7 +117,7 @@ export class HistoryLifecycle {
    */
   tidy(): void {
     if (this.stopped || this.running || this.deferred.length === 0) return;
-    const none: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+    const none: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0, indexEntriesRemoved: 0 };
     this.running = this.removeDeferred()
       .then(() => none, (err) => {
         this.ctx.onWarning?.(`history lifecycle: ${(err as Error).message}`);
@@ -122,13 +128,14 @@ export class HistoryLifecycle {
 
   /** Runs passes until the plan has nothing left to do now; resolves with what they did. */
   async settle(): Promise<PassResult> {
-    const sum: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+    const sum: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0, indexEntriesRemoved: 0 };
     for (;;) {
       if (this.running) await this.running;
       const r = await (this.running = this.pass().finally(() => (this.running = null)));
       sum.merged += r.merged;
       sum.dropped += r.dropped;
       sum.segmentsRetired += r.segmentsRetired;
+      sum.indexEntriesRemoved += r.indexEntriesRemoved;
       if (r.merged + r.dropped + r.segmentsRetired === 0) return sum;
     }
   }
@@ -148,7 +155,7 @@ export class HistoryLifecycle {
 
   /** One pass: drops, then merges one run at a time, then retires journal segments. */
   private async pass(): Promise<PassResult> {
-    const done: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+    const done: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0, indexEntriesRemoved: 0 };
     await this.removeDeferred();
     for (let step = 0; step < PASS_STEPS_MAX && !this.stopped; step++) {
       const packs = this.appliedPacks();
@@ -169,7 +176,8 @@ export class HistoryLifecycle {
       break;
     }
     if (!this.stopped) await this.enforceCapacity(done);
-    for (const k of ['merged', 'dropped', 'segmentsRetired'] as const) this.totals[k] += done[k];
+    if (!this.stopped) done.indexEntriesRemoved = await this.compactIndex();
+    for (const k of ['merged', 'dropped', 'segmentsRetired', 'indexEntriesRemoved'] as const) this.totals[k] += done[k];
     return done;
   }
 
@@ -209,6 +217,16 @@ export class HistoryLifecycle {
       this.ctx.onWarning?.(`capacity ${cap} bytes: the oldest history was retired before the retention policy says, to stay under it; protection is below what the policy requires`);
     }
     this.capacity = { historyBytes: bytes, capacityBytes: cap, overPolicy, overCapacity };
+  }
+
+  /**
+   * Takes the entries of windows before the oldest point held out of the index (when enough have
+   * gathered). That point is the end of a window whose entry stays; leases never reach before it.
+   */
+  private async compactIndex(): Promise<number> {
+    const packs = this.appliedPacks();
+    const oldest = packs.length > 0 ? packs[0].firstSeq - 1 : this.ctx.index.appliedSeq;
+    return this.ctx.index.compact(oldest, this.ctx.indexCompactEntriesMin);
   }
 
   /** The catalog's packs of applied windows (a pack being applied is not the lifecycle's yet). */

@@ -47,7 +47,7 @@ export async function recover(ctx: RecoveryContext, tail: RecordRef[], unclean: 
     await syncReplicas(ctx.replica, await applyForward(ctx.replica, path, sectionPlacements(pack)));
     const h = pack.header;
     // Its transaction id is the next one: windows are entered in order and none is queued yet.
-    await recordApplied(index, { id: index.entries.length + 1, firstSeq: h.firstSeq, lastSeq: h.lastSeq, t1: h.t1, t2: h.t2, bytes: h.bytesWritten, records: [first] }, {
+    await recordApplied(index, { id: index.nextId, firstSeq: h.firstSeq, lastSeq: h.lastSeq, t1: h.t1, t2: h.t2, bytes: h.bytesWritten, records: [first] }, {
       sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: pack.bytes, headerCrc: pack.headerCrc,
     });
   }

@@ -77,7 +77,8 @@ export function statusReport(src: StatusSource): StatusReport {
     lastSeq,
     lastTime: lastSeq > 0 ? isoTime(state.lastTime()) : null,
     appliedSeq,
-    transactions: index.entries.length,
+    // Transactions ever applied (the newest id), though the index keeps only those of held history.
+    transactions: index.last?.id ?? 0,
     volumes: volumes.volumes.map((v) => ({ name: v.name, size: v.size })),
     blockSize: config.blockSize,
     window: config.window,

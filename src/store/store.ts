@@ -111,6 +111,7 @@ export class Store {
       // Its own footprint: it measures afresh each pass, and must not age the status's cached figure.
       footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
       externalLeases: () => leaseFiles.points(),
+      indexCompactEntriesMin: o.limits.indexCompactEntriesMin,
       headroomBytes: (cap) => Math.min(cap / 4, 2 * o.limits.windowBytesMax + o.limits.segmentBytesMax),
     }, o.superseded);
     this.lifecycle.tidy();
@@ -122,7 +123,7 @@ export class Store {
       spec: o.config.window,
       limits: o.limits,
       clock: o.clock,
-      firstTxId: o.index.entries.length + 1,
+      firstTxId: o.index.nextId,
       autoTick: o.autoTick,
       onTimer: () => this.tick(),
       onClosed: (w) => this.pipeline.enqueue(w),

@@ -3,8 +3,7 @@
 // needs of it: the recorded journal position of each window whose first record is still there, and
 // every record from the last applied window's first write on (recovery starts there).
 import type { JournalReader, ScanStop } from '../journal/reader.js';
-import type { TxEntry } from '../transactions/transactions.js';
-import { TX_ENTRY_BYTES } from '../transactions/transactions.js';
+import { entryPosition, type TxEntry } from '../transactions/transactions.js';
 import type { Findings } from './report.js';
 
 /** Scans tried at most when a running writer retires a segment under the scan. */
@@ -79,7 +78,7 @@ export function checkJournal(scan: JournalScan, entries: readonly TxEntry[], las
     if (e.firstSeq < scan.firstSeq) continue; // retired with its segment
     const jr = scan.firstRecord.get(e.firstSeq);
     if (!jr || jr.segment !== e.journal.segment || jr.position !== e.journal.position) {
-      found.damage(indexPath, (e.id - 1) * TX_ENTRY_BYTES, `transaction ${e.id}: journal position of seq ${e.firstSeq} is wrong`);
+      found.damage(indexPath, entryPosition(entries, e), `transaction ${e.id}: journal position of seq ${e.firstSeq} is wrong`);
     }
   }
   // Recovery replays from the last applied window's first record (from seq 1 before any window).

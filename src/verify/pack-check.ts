@@ -5,8 +5,7 @@
 // writes them (src/lifecycle/merge.ts).
 import { readPack, type Pack, type PackFileName } from '../increment/pack.js';
 import { joinPath, type Storage } from '../storage/storage.js';
-import type { TxEntry } from '../transactions/transactions.js';
-import { TX_ENTRY_BYTES } from '../transactions/transactions.js';
+import { entryPosition, type TxEntry } from '../transactions/transactions.js';
 import { alignPacks, layOutPacks } from './pack-layout.js';
 import type { Findings } from './report.js';
 
@@ -53,7 +52,7 @@ export function checkPacks(ctx: PackCheckContext, files: readonly PackFileName[]
     found.note(`${align.retired} window${align.retired === 1 ? '' : 's'} retired (dropped by the retention policy: ${from})`);
   }
   for (const e of align.missing) {
-    found.damage(ctx.indexPath, (e.id - 1) * TX_ENTRY_BYTES, `transaction ${e.id} (seq ${e.firstSeq}..${e.lastSeq}): its pack is missing`);
+    found.damage(ctx.indexPath, entryPosition(entries, e), `transaction ${e.id} (seq ${e.firstSeq}..${e.lastSeq}): its pack is missing`);
   }
 
   const packs: ReplicaPack[] = [];

@@ -6,7 +6,8 @@
 // (never written by rewind). The chain is taken per run of packs without a gap, so a missing pack
 // shows up against the index instead of stopping the check.
 //
-// The index keeps an entry for every window ever applied. Against it, each chain pack is
+// The index keeps an entry for every window applied from the oldest point held on (compaction takes
+// older ones out; until it does, they stay). Against it, each chain pack is
 //   - one or several whole consecutive windows (a window's pack, or a merged pack),
 //   - a window not indexed yet, right after the last applied one (being applied, or cut off by a crash),
 //   - or damage: it starts or ends inside a window, or has no window and does not follow the last.

@@ -7,6 +7,7 @@
 import { initStore, ManualClock, Store } from '../../src/index.js';
 import { SimCrash, SimStorage } from './sim-storage.js';
 import type { Limits } from '../../src/limits.js';
+import { TX_TMP_FILE } from '../../src/transactions/transactions.js';
 import { verifyStore } from '../../src/verify/verify.js';
 import { Model, prng, randomBytes } from '../helpers/model.js';
 
@@ -234,6 +235,7 @@ export function crashPlace(c: SimCrash): string {
   if (p.includes('/journal')) return 'journal';
   if (p.includes('/increments')) return 'pack';
   if (p.includes('/replica/')) return 'replica';
+  if (p.endsWith(`/index/${TX_TMP_FILE}`)) return 'index-compaction';
   if (p.includes('/index')) return 'index';
   if (p.includes('/volumes/')) return 'production';
   if (p.startsWith(OUT_DIR)) return 'restore';

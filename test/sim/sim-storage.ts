@@ -335,10 +335,14 @@ export class SimStorage implements Storage {
     if (this.frozenBy) throw new SimCrash(op, path);
   }
 
+  /** Told of every mutating operation as it is counted (a test finds the op numbers of a step to crash at). */
+  observer: ((op: string, path: string) => void) | null = null;
+
   /** @internal Counts a mutating operation; throws SimCrash at the crash point. */
   mutate(op: string, path: string): void {
     this.checkAlive(op, path);
     this.stats.ops++;
+    this.observer?.(op, path);
     if (this.stats.ops >= this.crashOp) {
       this.frozenBy = new SimCrash(op, path);
       for (const w of this.freezeWaiters.splice(0)) w(this.frozenBy);
