@@ -73,6 +73,8 @@ export class HistoryLifecycle {
   capacity: CapacityState = { historyBytes: 0, capacityBytes: null, overPolicy: false, overCapacity: false };
   /** Totals since open. */
   readonly totals: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0 };
+  /** Bytes of packs merges read and wrote since open (the consolidation rate, for metrics and the bench). */
+  readonly consolidated = { readBytes: 0, writtenBytes: 0 };
 
   constructor(private readonly ctx: LifecycleContext) {}
 
@@ -238,6 +240,8 @@ export class HistoryLifecycle {
     const replaced = this.ctx.catalog.replace({ firstSeq: built.header.firstSeq, lastSeq: built.header.lastSeq, path: built.path });
     for (const p of replaced) this.ctx.storage.remove(p.path);
     await this.ctx.storage.syncDir(this.ctx.incrementsDir);
+    this.consolidated.readBytes += bytes;
+    this.consolidated.writtenBytes += built.bytes;
   }
 
   /**
