@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,e2e,sustained runs a subset. The long crash-simulation
+// --only kernels,capture,pipeline,restore,e2e,sustained,lifecycle runs a subset. The long crash-simulation
 // sweep runs only when asked for, with --only sim or --sim-seeds N (N defaults to SIM_SEEDS, else
 // 500): `npm run bench -- --only sim --sim-seeds 500` runs just the sweep.
 import { writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { benchPipeline, printPipeline } from './pipeline.js';
 import { benchRestore, printRestore } from './restore.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchSustained, printSustained } from './sustained.js';
+import { benchLifecycle, printLifecycle } from './lifecycle.js';
 import { benchSimSweep, printSimSweep } from './sim-sweep.js';
 import { fixed } from './format.js';
 
@@ -73,6 +74,14 @@ if (want('sustained')) {
   printSustained(sustained);
   // The per-second samples stay in the JSON.
   results.sustained = sustained;
+  save();
+}
+
+if (want('lifecycle')) {
+  console.log('\nHistory lifecycle under sustained fio load through `rewind serve`, a capacity about a tenth of the bytes written: history against the capacity, lag against its bound, consolidation against capture; points read over NBD between phases, restored by seq and by time');
+  const lifecycle = await benchLifecycle({ quick, log: (m) => console.log(m) });
+  printLifecycle(lifecycle);
+  results.lifecycle = lifecycle;
   save();
 }
 

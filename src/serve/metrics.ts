@@ -10,11 +10,13 @@ import type { StatusReport } from '../store/status.js';
 export interface MetricsSource {
   status(): StatusReport;
   writeCounts(): { volume: string; writes: number; bytes: number }[];
+  consolidatedBytes(): { readBytes: number; writtenBytes: number };
 }
 
 interface Snapshot {
   status: StatusReport;
   writes: ReturnType<MetricsSource['writeCounts']>;
+  consolidated: ReturnType<MetricsSource['consolidatedBytes']>;
 }
 
 /** A registry of its own with the rewind metrics, each computed at scrape time from `snapshot()`. */
@@ -67,6 +69,18 @@ export function rewindRegistry(snapshot: () => Snapshot): Registry {
     });
   counter('rewind_writes_total', 'Writes captured per volume since rewind serve started', (w) => w.writes);
   counter('rewind_written_bytes_total', 'Bytes written per volume since rewind serve started', (w) => w.bytes);
+  const total = (name: string, help: string, value: (c: Snapshot['consolidated']) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [register],
+      collect() {
+        this.reset();
+        this.inc(value(snapshot().consolidated));
+      },
+    });
+  total('rewind_consolidation_read_bytes_total', 'Bytes of packs read by consolidation merges since rewind serve started', (c) => c.readBytes);
+  total('rewind_consolidation_written_bytes_total', 'Bytes of merged packs written by consolidation since rewind serve started', (c) => c.writtenBytes);
   return register;
 }
 
@@ -79,7 +93,7 @@ export interface MetricsServer {
 export async function startMetricsServer(source: MetricsSource, listen: { host: string; port: number }): Promise<MetricsServer> {
   let current: Snapshot | null = null;
   const register = rewindRegistry(() => {
-    current ??= { status: source.status(), writes: source.writeCounts() };
+    current ??= { status: source.status(), writes: source.writeCounts(), consolidated: source.consolidatedBytes() };
     return current;
   });
   const server = http.createServer((req, res) => {

@@ -83,6 +83,8 @@ export class HistoryLifecycle {
   capacity: CapacityState = { historyBytes: 0, capacityBytes: null, overPolicy: false, overCapacity: false };
   /** Totals since open. */
   readonly totals: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0, indexEntriesRemoved: 0 };
+  /** Bytes of packs merges read and wrote since open (the consolidation rate, for metrics and the bench). */
+  readonly consolidated = { readBytes: 0, writtenBytes: 0 };
 
   /** `superseded`: packs a merge replaced before the last writer stopped, to be removed like deferred ones. */
   constructor(private readonly ctx: LifecycleContext, superseded: readonly PackRef[] = []) {
@@ -285,6 +287,8 @@ export class HistoryLifecycle {
     // A reader in another process that leased a point before them may be reading the replaced packs
     // (it listed the directory before the merged one was there): they stay until it is done.
     this.deferred.push(...replaced);
+    this.consolidated.readBytes += bytes;
+    this.consolidated.writtenBytes += built.bytes;
     await this.removeDeferred();
   }
 

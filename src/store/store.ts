@@ -279,6 +279,11 @@ export class Store {
     return this.volumes.volumes.map((v) => ({ volume: v.name, writes: writesByVolume[v.index], bytes: bytesByVolume[v.index] }));
   }
 
+  /** Bytes of packs consolidation read and wrote since this writer opened (for metrics counters). */
+  consolidatedBytes(): { readBytes: number; writtenBytes: number } {
+    return { ...this.lifecycle.consolidated };
+  }
+
   /**
    * Carries out the retention policy now: consolidates, drops and retires until nothing is left to do
    * at this moment (it also runs by itself after each window and every few seconds).

@@ -89,7 +89,8 @@ describe('rewind serve --metrics', () => {
       rewind_protection_window_seconds: 'gauge', rewind_oldest_restorable_timestamp_seconds: 'gauge', rewind_history_bytes: 'gauge',
       rewind_history_capacity_bytes: 'gauge', rewind_replica_lag_seconds: 'gauge', rewind_replica_lag_bytes: 'gauge',
       rewind_consolidation_backlog_bytes: 'gauge', rewind_writes_total: 'counter', rewind_written_bytes_total: 'counter',
-      rewind_last_write_timestamp_seconds: 'gauge',
+      rewind_last_write_timestamp_seconds: 'gauge', rewind_consolidation_read_bytes_total: 'counter',
+      rewind_consolidation_written_bytes_total: 'counter',
     };
     for (const [name, type] of Object.entries(types)) {
       expect(metrics.types.get(name), name).toBe(type);
@@ -115,6 +116,9 @@ describe('rewind serve --metrics', () => {
     expect(sample(metrics, 'rewind_consolidation_backlog_bytes')).toBe(0);
     expect(sample(metrics, 'rewind_writes_total', { volume: 'disk0' })).toBe(writes.length);
     expect(sample(metrics, 'rewind_written_bytes_total', { volume: 'disk0' })).toBe(written);
+    // No window applied yet, so nothing to consolidate.
+    expect(sample(metrics, 'rewind_consolidation_read_bytes_total')).toBe(0);
+    expect(sample(metrics, 'rewind_consolidation_written_bytes_total')).toBe(0);
     const last = sample(metrics, 'rewind_last_write_timestamp_seconds');
     expect(last).toBeGreaterThanOrEqual(Math.floor(before) - 1);
     expect(last).toBeLessThanOrEqual(now + 1);
