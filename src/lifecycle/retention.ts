@@ -94,6 +94,12 @@ export function granularityAt(policy: RetentionPolicy, ageMs: number): Granulari
   return null;
 }
 
+/** The age at which points enter tier `g` (the age of the term before it; 0 for the first term). */
+export function enteredAfterMs(policy: RetentionPolicy, g: Granularity): number {
+  const i = policy.findIndex((t) => t.granularity === g);
+  return i > 0 ? policy[i - 1].ageMs : 0;
+}
+
 /** The age up to which every single write is promised restorable (0: none; Infinity: keep everything). */
 export function writesAgeMs(policy: RetentionPolicy): number {
   if (policy.length === 0) return Infinity;
@@ -147,8 +153,10 @@ export function planRetention(policy: RetentionPolicy, now: number, packs: reado
     if (period > 0) {
       const bucket = Math.floor(packs[i].t2 / period);
       while (j + 1 < packs.length && tiers[j + 1] === g && Math.floor(packs[j + 1].t2 / period) === bucket) j++;
+      // A period is merged once every window of it has entered this tier (none is still finer), so each
+      // pack is rewritten once per tier, not once for every window that joins its period.
+      if (j > i && (bucket + 1) * period + enteredAfterMs(policy, g) <= now) merges.push({ from: i, to: j, granularity: g });
     }
-    if (j > i) merges.push({ from: i, to: j, granularity: g });
     i = j + 1;
   }
   let journalFromSeq = Infinity;

@@ -159,6 +159,8 @@ export class HistoryLifecycle {
   private async pass(): Promise<PassResult> {
     const done: PassResult = { merged: 0, dropped: 0, segmentsRetired: 0, indexEntriesRemoved: 0 };
     await this.removeDeferred();
+    // Cheap steps that free space first (drops, the journal, the capacity), then one merge at a time,
+    // looking at them all again after each: under sustained writes merges never starve the others.
     for (let step = 0; step < PASS_STEPS_MAX && !this.stopped; step++) {
       const packs = this.appliedPacks();
       const plan = planRetention(this.ctx.retention(), this.ctx.clock.now(), packs.map((p) => this.held(p)));
@@ -168,16 +170,13 @@ export class HistoryLifecycle {
         done.dropped += drop;
         continue;
       }
-      const run = plan.merges.find((m) => !this.leasedInside(packs[m.from].firstSeq - 1, packs[m.to].lastSeq));
-      if (run) {
-        await this.merge(packs.slice(run.from, run.to + 1));
-        done.merged++;
-        continue;
-      }
       done.segmentsRetired += await this.retireSegments(plan.journalFromSeq, packs);
-      break;
+      await this.enforceCapacity(done);
+      const run = plan.merges.find((m) => !this.leasedInside(packs[m.from].firstSeq - 1, packs[m.to].lastSeq));
+      if (!run) break;
+      await this.merge(packs.slice(run.from, run.to + 1));
+      done.merged++;
     }
-    if (!this.stopped) await this.enforceCapacity(done);
     if (!this.stopped) done.indexEntriesRemoved = await this.compactIndex();
     for (const k of ['merged', 'dropped', 'segmentsRetired', 'indexEntriesRemoved'] as const) this.totals[k] += done[k];
     return done;

@@ -9,6 +9,7 @@ import { listPacks } from '../increment/pack.js';
 import { KernelPool } from '../increment/pool.js';
 import { Journal } from '../journal/journal.js';
 import type { RecordRef } from '../journal/reader.js';
+import { HistoryFootprint } from '../lifecycle/footprint.js';
 import { LIMITS, type Limits } from '../limits.js';
 import { acquireLock, type StoreLock } from '../lock.js';
 import { chainOf } from '../lifecycle/held.js';
@@ -73,7 +74,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
   const storage = opts.storage ?? nodeStorage;
   const clock = opts.clock ?? systemClock;
   const config = readConfig(storage, dir);
-  const limits: Limits = { ...LIMITS, ...opts.limits };
+  const limits: Limits = limitsUnderCapacity({ ...LIMITS, ...opts.limits }, new HistoryFootprint(storage, dir).capacityBytes(config));
   const lock = (opts.lock ?? acquireLock)(dir);
   const opened: { close(): void | Promise<void> }[] = [];
   try {
@@ -128,4 +129,24 @@ function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): {
     throw corrupt(incDir, 0, `transactions are applied up to seq ${appliedSeq} but the newest applied pack ends at seq ${newest.lastSeq}`);
   }
   return { catalog, superseded };
+}
+
+/**
+ * Under a capacity, the history that can never be retired at a given moment (the open journal segment,
+ * the one recovery starts from, the windows not applied yet and the newest pack) must fit well inside
+ * it: journal segments and windows (and so single writes) are at most a sixteenth of the capacity,
+ * and the replica-lag bound at most a quarter (Store keeps that one in step with a changed capacity;
+ * the others take effect when the store is opened).
+ */
+export function limitsUnderCapacity(limits: Limits, capacity: number | null): Limits {
+  if (capacity === null) return limits;
+  const unit = Math.max(2 ** 20, Math.floor(capacity / 16));
+  const windowBytesMax = Math.min(limits.windowBytesMax, unit);
+  return {
+    ...limits,
+    segmentBytesMax: Math.min(limits.segmentBytesMax, unit),
+    windowBytesMax,
+    writeBytesMax: Math.min(limits.writeBytesMax, windowBytesMax),
+    pendingBytesMax: Math.min(limits.pendingBytesMax, Math.floor(capacity / 4)),
+  };
 }

@@ -33,7 +33,7 @@ async function storeWithHistory() {
     await store.write('v', offset, data);
   }
   await store.settle();
-  clock.advance(10 * MIN); // every window is past the windows tier now: one point per hour
+  clock.advance(60 * MIN); // every window is past the windows tier and its hour is over: one point per hour
   return { dir, clock, store, model };
 }
 
