@@ -57,6 +57,8 @@ export interface OpenedStore {
   journal: Journal;
   pool: KernelPool;
   catalog: MemoryCatalog;
+  /** The limits before the capacity narrowed them (`limits` is recomputed from these when it changes). */
+  baseLimits: Limits;
   /** Packs a merge replaced before the last writer stopped: the lifecycle removes them once no reader may read them. */
   superseded: PackRef[];
   /** Null when production is written on the event loop. */
@@ -74,7 +76,9 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
   const storage = opts.storage ?? nodeStorage;
   const clock = opts.clock ?? systemClock;
   const config = readConfig(storage, dir);
-  const limits: Limits = limitsUnderCapacity({ ...LIMITS, ...opts.limits }, new HistoryFootprint(storage, dir).capacityBytes(config));
+  const baseLimits: Limits = { ...LIMITS, ...opts.limits };
+  // One object, shared by everything that reads a limit, so a new capacity changes them in place.
+  const limits: Limits = limitsUnderCapacity(baseLimits, new HistoryFootprint(storage, dir).capacityBytes(config));
   const lock = (opts.lock ?? acquireLock)(dir);
   const opened: { close(): void | Promise<void> }[] = [];
   try {
@@ -83,7 +87,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
     const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), true);
     opened.push(index);
     const tail: RecordRef[] = [];
-    const journal = await Journal.open(storage, joinPath(dir, 'journal'), { segmentBytesMax: limits.segmentBytesMax, onWarning: opts.onWarning }, index.last?.journal, (r) => tail.push(r));
+    const journal = await Journal.open(storage, joinPath(dir, 'journal'), { get segmentBytesMax() { return limits.segmentBytesMax; }, onWarning: opts.onWarning }, index.last?.journal, (r) => tail.push(r));
     opened.push({ close: () => journal.close() });
     if (journal.lastSeq < index.appliedSeq) {
       throw corrupt(joinPath(dir, 'journal'), 0, `journal ends at seq ${journal.lastSeq} but transactions are applied up to seq ${index.appliedSeq}`);
@@ -99,7 +103,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
       opened.push({ close: () => writer.terminate() });
     }
     const autoTick = opts.autoTick ?? clock === systemClock;
-    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, autoLifecycle: opts.autoLifecycle ?? true, superseded, onWarning: opts.onWarning }, unapplied);
+    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, autoLifecycle: opts.autoLifecycle ?? true, superseded, baseLimits, onWarning: opts.onWarning }, unapplied);
   } catch (err) {
     for (const o of opened.reverse()) {
       try {
@@ -135,8 +139,8 @@ function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): {
  * Under a capacity, the history that can never be retired at a given moment (the open journal segment,
  * the one recovery starts from, the windows not applied yet and the newest pack) must fit well inside
  * it: journal segments and windows (and so single writes) are at most a sixteenth of the capacity,
- * and the replica-lag bound at most a quarter (Store keeps that one in step with a changed capacity;
- * the others take effect when the store is opened).
+ * and the replica-lag bound at most a quarter. Store recomputes them when the capacity changes (the
+ * kernel pool's arena, sized when the store opened, only ever holds less).
  */
 export function limitsUnderCapacity(limits: Limits, capacity: number | null): Limits {
   if (capacity === null) return limits;

@@ -21,7 +21,7 @@ import { ApplyPipeline } from './apply.js';
 import { HistoryLifecycle, type PassResult } from './lifecycle.js';
 import { Capture } from './capture.js';
 import { LivePolicy, type PolicyListener } from './live-policy.js';
-import { openWriter, type OpenedStore, type StoreOptions } from './open.js';
+import { limitsUnderCapacity, openWriter, type OpenedStore, type StoreOptions } from './open.js';
 import { Production } from './production.js';
 import { ProtectionWatch } from './protection-watch.js';
 import { historyLog, type LogEntry } from './log.js';
@@ -36,14 +36,6 @@ export interface VolumeWriteCount {
   volume: string;
   writes: number;
   bytes: number;
-}
-
-/**
- * The replica-lag bound under a capacity: the journal of windows not yet applied cannot be retired, so
- * it may take at most a quarter of the capacity (capture then waits for the apply, never fails).
- */
-function pendingLimit(configured: number, capacity: number | null): number {
-  return capacity === null ? configured : Math.min(configured, Math.floor(capacity / 4));
 }
 
 /** How often the writer looks at the retention plan when no window is applied (history ages anyway). */
@@ -134,11 +126,15 @@ export class Store {
       windows: this.windows,
       production: this.production,
       pipeline: this.pipeline,
-      pendingBytesMax: pendingLimit(o.limits.pendingBytesMax, footprint.capacityBytes(o.config)),
+      pendingBytesMax: o.limits.pendingBytesMax,
       checkWritable: () => this.checkWritable(),
       volumeCount: o.volumes.volumes.length,
     });
-    this.livePolicy.onChange(() => this.capture.limitPending(pendingLimit(o.limits.pendingBytesMax, footprint.capacityBytes(this.config))));
+    this.livePolicy.onChange(() => {
+      // Segments, windows, single writes and the lag bound follow a new capacity (open.ts limitsUnderCapacity).
+      Object.assign(this.limits, limitsUnderCapacity(o.baseLimits, footprint.capacityBytes(this.config)));
+      this.capture.limitPending(this.limits.pendingBytesMax);
+    });
     this.statusSource = {
       config: () => this.config,
       volumes: o.volumes,
