@@ -74,6 +74,8 @@ export interface CapacityState {
 
 export class HistoryLifecycle {
   private running: Promise<PassResult> | null = null;
+  /** The capacity made this pass retire history before the policy says. */
+  private passOverPolicy = false;
   /** Packs a merge replaced, kept while a reader in another process may read them. */
   private deferred: PackRef[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -178,6 +180,7 @@ export class HistoryLifecycle {
       done.merged++;
     }
     if (!this.stopped) done.indexEntriesRemoved = await this.compactIndex();
+    this.reportCapacity();
     for (const k of ['merged', 'dropped', 'segmentsRetired', 'indexEntriesRemoved'] as const) this.totals[k] += done[k];
     return done;
   }
@@ -191,32 +194,39 @@ export class HistoryLifecycle {
   private async enforceCapacity(done: PassResult): Promise<void> {
     const cap = this.ctx.capacityBytes();
     let bytes = this.ctx.footprint.historyBytes(true);
-    let overPolicy = false;
-    if (cap !== null) {
-      const target = cap - this.ctx.headroomBytes(cap);
-      for (let step = 0; step < PASS_STEPS_MAX && bytes > target && !this.stopped; step++) {
-        const packs = this.appliedPacks();
-        if (packs.length > 0 && this.droppable(packs, 1) === 1) {
-          await this.dropOldest(1);
-          done.dropped++;
-          // The journal of the dropped window can no longer be replayed from anything: it goes too.
-          done.segmentsRetired += await this.retireSegments(packs.length > 1 ? packs[1].firstSeq : Infinity, packs.slice(1));
-        } else {
-          const removed = await this.retireSegments(Infinity, packs);
-          if (removed === 0) break;
-          done.segmentsRetired += removed;
-        }
-        overPolicy = true;
-        bytes = this.ctx.footprint.historyBytes(true);
+    if (cap === null) return;
+    const target = cap - this.ctx.headroomBytes(cap);
+    for (let step = 0; step < PASS_STEPS_MAX && bytes > target && !this.stopped; step++) {
+      const packs = this.appliedPacks();
+      if (packs.length > 0 && this.droppable(packs, 1) === 1) {
+        await this.dropOldest(1);
+        done.dropped++;
+        // The journal of the dropped window can no longer be replayed from anything: it goes too.
+        done.segmentsRetired += await this.retireSegments(packs.length > 1 ? packs[1].firstSeq : Infinity, packs.slice(1));
+      } else {
+        const removed = await this.retireSegments(Infinity, packs);
+        if (removed === 0) break;
+        done.segmentsRetired += removed;
       }
+      this.passOverPolicy = true;
+      bytes = this.ctx.footprint.historyBytes(true);
     }
+  }
+
+  /** Where history stands against the capacity at the end of a pass; says so when that changes. */
+  private reportCapacity(): void {
+    const cap = this.ctx.capacityBytes();
+    const bytes = this.ctx.footprint.historyBytes(true);
     const overCapacity = cap !== null && bytes > cap;
+    const overPolicy = this.passOverPolicy;
+    this.passOverPolicy = false;
     if (overCapacity && !this.capacity.overCapacity) {
       this.ctx.onWarning?.(`history holds ${bytes} bytes, over the capacity of ${cap}: what is left is the journal of windows not yet applied and what recovery needs; it shrinks as they are applied`);
     }
     if (overPolicy && !this.capacity.overPolicy) {
-      this.ctx.onWarning?.(`capacity ${cap} bytes: the oldest history was retired before the retention policy says, to stay under it; protection is below what the policy requires`);
+      this.ctx.onWarning?.(`capacity ${cap} bytes: the oldest history is being retired before the retention policy says, to stay under it; protection is below what the policy requires`);
     }
+    if (!overPolicy && this.capacity.overPolicy) this.ctx.onWarning?.(`capacity ${cap} bytes: history fits again as the retention policy says`);
     this.capacity = { historyBytes: bytes, capacityBytes: cap, overPolicy, overCapacity };
   }
 
