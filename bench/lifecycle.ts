@@ -140,12 +140,16 @@ export async function benchLifecycle(opts: { quick?: boolean; seconds?: number; 
   const uri = `nbd://127.0.0.1:${port}/disk0`;
   const child = spawn(process.execPath, [rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`, '--metrics', `127.0.0.1:${metricsPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   const warnings = new Set<string>();
+  /** The last lines serve printed, for the error when something fails. */
+  const serveLog: string[] = [];
   let stderrTail = '';
   child.stderr!.on('data', (d: Buffer) => {
     const lines = (stderrTail + d.toString()).split('\n');
     stderrTail = lines.pop()!;
     // Numbers vary from line to line; the kinds of warning are what the report lists.
     for (const l of lines) if (/^rewind: (?!serving|metrics|SIG|retention changed|closed)/.test(l)) warnings.add(l.replace(/\d+/g, 'N'));
+    serveLog.push(...lines);
+    serveLog.splice(0, Math.max(0, serveLog.length - 40));
   });
   const samples: LifecycleSample[] = [];
   const points: { read: ReadPoint; during: LifecyclePoint['during'] }[] = [];
@@ -186,7 +190,7 @@ export async function benchLifecycle(opts: { quick?: boolean; seconds?: number; 
       const fio = await exec('fio', [
         `--name=${name}`, '--ioengine=nbd', `--uri=${uri}`, '--rw=write', '--bs=64k', '--iodepth=4', `--runtime=${s}`, '--time_based', '--output-format=json',
       ]);
-      if (fio.code !== 0) throw new Error(`fio exited ${fio.code}: ${fio.stderr.trim()}`);
+      if (fio.code !== 0) throw new Error(`fio exited ${fio.code}: ${fio.stderr.trim().slice(0, 2000)}\nserve's last lines:\n${serveLog.join('\n')}`);
       const job = JSON.parse(fio.stdout.slice(fio.stdout.indexOf('{'))).jobs[0].write as { io_bytes: number; runtime: number };
       writtenBytes += job.io_bytes;
       writeMs += job.runtime;

@@ -94,7 +94,7 @@ async function loadWindowRecords(ctx: BuilderContext, w: ClosedWindow): Promise<
     const last = w.records[j];
     const start = first.position;
     const end = last.position + RECORD_HEADER_BYTES + last.length;
-    assert(cursor + end - start <= region.bytes, `window ${w.id} fits the journal region (${end - start} bytes)`);
+    assert(cursor + end - start <= region.bytes, `window ${w.id} fits the journal region (${cursor} + ${end - start} bytes of records ${first.seq}..${last.seq} in segment ${first.segment}, region ${region.bytes})`);
     // A handle of its own: the reader's cached ones are for synchronous reads and may be closed meanwhile.
     const f = ctx.journal.openSegment(first.segment);
     let n: number;

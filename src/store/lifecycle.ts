@@ -51,6 +51,8 @@ export interface LifecycleContext {
 
 /** Pack bytes one merge reads at most (at least two packs are merged whatever their size). */
 export const MERGE_READ_BYTES_MAX = 256 * 2 ** 20;
+/** How long history must fit the policy again before the lifecycle says it does. */
+const OVER_POLICY_QUIET_MS = 60_000;
 /** Steps one pass takes at most before it yields (a pass resumes where the plan says). */
 const PASS_STEPS_MAX = 10_000;
 
@@ -74,8 +76,9 @@ export interface CapacityState {
 
 export class HistoryLifecycle {
   private running: Promise<PassResult> | null = null;
-  /** The capacity made this pass retire history before the policy says. */
+  /** The capacity made this pass retire history before the policy says; when it last did. */
   private passOverPolicy = false;
+  private overPolicyAt = -Infinity;
   /** Packs a merge replaced, kept while a reader in another process may read them. */
   private deferred: PackRef[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -218,7 +221,10 @@ export class HistoryLifecycle {
     const cap = this.ctx.capacityBytes();
     const bytes = this.ctx.footprint.historyBytes(true);
     const overCapacity = cap !== null && bytes > cap;
-    const overPolicy = this.passOverPolicy;
+    const now = this.ctx.clock.now();
+    if (this.passOverPolicy) this.overPolicyAt = now;
+    // Over the policy until a minute has gone by without retiring early (no line for every pass).
+    const overPolicy = this.passOverPolicy || (this.capacity.overPolicy && now - this.overPolicyAt < OVER_POLICY_QUIET_MS);
     this.passOverPolicy = false;
     if (overCapacity && !this.capacity.overCapacity) {
       this.ctx.onWarning?.(`history holds ${bytes} bytes, over the capacity of ${cap}: what is left is the journal of windows not yet applied and what recovery needs; it shrinks as they are applied`);

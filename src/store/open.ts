@@ -78,7 +78,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
   const config = readConfig(storage, dir);
   const baseLimits: Limits = { ...LIMITS, ...opts.limits };
   // One object, shared by everything that reads a limit, so a new capacity changes them in place.
-  const limits: Limits = limitsUnderCapacity(baseLimits, new HistoryFootprint(storage, dir).capacityBytes(config));
+  const limits: Limits = { ...limitsUnderCapacity(baseLimits, new HistoryFootprint(storage, dir).capacityBytes(config)) };
   const lock = (opts.lock ?? acquireLock)(dir);
   const opened: { close(): void | Promise<void> }[] = [];
   try {
@@ -136,21 +136,33 @@ function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): {
 }
 
 /**
- * Under a capacity, the history that can never be retired at a given moment (the open journal segment,
- * the one recovery starts from, the windows not applied yet and the newest pack) must fit well inside
- * it: journal segments and windows (and so single writes) are at most a sixteenth of the capacity,
- * and the replica-lag bound at most a quarter. Store recomputes them when the capacity changes (the
- * kernel pool's arena, sized when the store opened, only ever holds less).
+ * Under a capacity, the history that cannot be retired at a given moment (the open journal segment, the
+ * one recovery starts from, the journal of windows not applied yet, the packs being built) must fit well
+ * inside it: journal segments and windows (and so single writes) are at most 1/32 of the capacity and
+ * the replica-lag bound at most 1/8 (CAPACITY_SHARES). Store recomputes them when the capacity
+ * changes (the kernel pool's arena, sized when the store opened, only ever holds less).
  */
 export function limitsUnderCapacity(limits: Limits, capacity: number | null): Limits {
   if (capacity === null) return limits;
-  const unit = Math.max(2 ** 20, Math.floor(capacity / 16));
+  const unit = Math.max(2 ** 20, Math.floor(capacity / CAPACITY_SHARES.window));
   const windowBytesMax = Math.min(limits.windowBytesMax, unit);
   return {
     ...limits,
     segmentBytesMax: Math.min(limits.segmentBytesMax, unit),
     windowBytesMax,
     writeBytesMax: Math.min(limits.writeBytesMax, windowBytesMax),
-    pendingBytesMax: Math.min(limits.pendingBytesMax, Math.floor(capacity / 4)),
+    pendingBytesMax: Math.min(limits.pendingBytesMax, Math.floor(capacity / CAPACITY_SHARES.pending)),
   };
+}
+
+/** A capacity divided by these gives the largest window (and segment) and the replica-lag bound. */
+export const CAPACITY_SHARES = { window: 32, pending: 8 } as const;
+
+/**
+ * What the lifecycle keeps free below the capacity: the journal of windows not yet applied (up to
+ * the lag bound) and the journal, forward and backward increments of a few windows more (a pass runs
+ * after each applied window; in between, new windows add to history).
+ */
+export function capacityHeadroom(limits: Limits): number {
+  return limits.pendingBytesMax + 4 * (limits.windowBytesMax + limits.segmentBytesMax);
 }

@@ -21,7 +21,7 @@ import { ApplyPipeline } from './apply.js';
 import { HistoryLifecycle, type PassResult } from './lifecycle.js';
 import { Capture } from './capture.js';
 import { LivePolicy, type PolicyListener } from './live-policy.js';
-import { limitsUnderCapacity, openWriter, type OpenedStore, type StoreOptions } from './open.js';
+import { capacityHeadroom, limitsUnderCapacity, openWriter, type OpenedStore, type StoreOptions } from './open.js';
 import { Production } from './production.js';
 import { ProtectionWatch } from './protection-watch.js';
 import { historyLog, type LogEntry } from './log.js';
@@ -104,7 +104,7 @@ export class Store {
       footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
       externalLeases: () => leaseFiles.points(),
       indexCompactEntriesMin: o.limits.indexCompactEntriesMin,
-      headroomBytes: (cap) => Math.min(cap / 4, 2 * o.limits.windowBytesMax + o.limits.segmentBytesMax),
+      headroomBytes: (cap) => Math.min(cap / 2, capacityHeadroom(this.limits)),
     }, o.superseded);
     this.lifecycle.tidy();
     if (o.autoLifecycle) {

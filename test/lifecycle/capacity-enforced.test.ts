@@ -83,14 +83,14 @@ it('narrows segments, windows, single writes and the lag bound to the capacity, 
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
   await initStore(dir, { volumes: [{ name: 'v', size: MiB }], capacity: String(256 * MiB), clock });
   const store = await Store.open(dir, { clock, threads: 1, autoTick: false });
-  expect(store.limits).toMatchObject({ segmentBytesMax: 16 * MiB, windowBytesMax: 16 * MiB, writeBytesMax: 16 * MiB, pendingBytesMax: 64 * MiB });
+  expect(store.limits).toMatchObject({ segmentBytesMax: 8 * MiB, windowBytesMax: 8 * MiB, writeBytesMax: 8 * MiB, pendingBytesMax: 32 * MiB });
   const { readConfig, writeConfig } = await import('../../src/config.js');
   const { nodeStorage } = await import('../../src/storage/node-storage.js');
   await writeConfig(nodeStorage, dir, { ...readConfig(nodeStorage, dir), capacity: String(64 * MiB) });
   expect(store.reloadConfig()).toBe(true);
-  expect(store.limits).toMatchObject({ segmentBytesMax: 4 * MiB, windowBytesMax: 4 * MiB, writeBytesMax: 4 * MiB, pendingBytesMax: 16 * MiB });
+  expect(store.limits).toMatchObject({ segmentBytesMax: 2 * MiB, windowBytesMax: 2 * MiB, writeBytesMax: 2 * MiB, pendingBytesMax: 8 * MiB });
   // A write over the narrowed single-write limit is refused by the store (serve splits such writes).
-  await expect(store.write('v', 0, Buffer.alloc(4 * MiB + 4096))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+  await expect(store.write('v', 0, Buffer.alloc(2 * MiB + 4096))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
   await writeConfig(nodeStorage, dir, { ...readConfig(nodeStorage, dir), capacity: undefined });
   expect(store.reloadConfig()).toBe(true);
   expect(store.limits).toMatchObject({ segmentBytesMax: 64 * MiB, windowBytesMax: 64 * MiB, writeBytesMax: 32 * MiB });
