@@ -176,7 +176,9 @@ export class HistoryLifecycle {
         continue;
       }
       done.segmentsRetired += await this.retireSegments(plan.journalFromSeq, packs);
+      const dropped = done.dropped;
       await this.enforceCapacity(done);
+      if (done.dropped !== dropped) continue; // the packs changed: plan again before merging
       const run = plan.merges.find((m) => !this.leasedInside(packs[m.from].firstSeq - 1, packs[m.to].lastSeq));
       if (!run) break;
       await this.merge(packs.slice(run.from, run.to + 1));
