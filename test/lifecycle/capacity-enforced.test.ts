@@ -96,3 +96,38 @@ it('narrows segments, windows, single writes and the lag bound to the capacity, 
   expect(store.limits).toMatchObject({ segmentBytesMax: 64 * MiB, windowBytesMax: 64 * MiB, writeBytesMax: 32 * MiB });
   await store.close();
 });
+
+it('consolidates and enforces the capacity in the same passes without a step failing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-capacity-'));
+  dirs.push(dir);
+  const size = 2 * MiB;
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  await initStore(dir, { volumes: [{ name: 'v', size }], window: 'count:8', retain: 'writes:2s,minutely:1h', capacity: String(16 * MiB), clock });
+  const warnings: string[] = [];
+  const store = await Store.open(dir, { clock, threads: 1, autoTick: false, autoLifecycle: false, onWarning: (m) => warnings.push(m) });
+  const model = new Model({ v: size });
+  const rand = prng(9);
+  let merged = 0;
+  for (let i = 1; i <= 3000; i++) {
+    const len = 32 * 1024;
+    const offset = Math.floor(rand() * (size / len)) * len;
+    const data = randomBytes(rand, len);
+    clock.advance(1000); // a minute's windows are merged while younger history still fits
+    model.add({ seq: i, volume: 'v', offset, data, time: clock.now() });
+    await store.write('v', offset, data);
+    if (i % 40 === 0) {
+      await store.drain();
+      merged += (await store.consolidate()).merged;
+      expect(historyFileBytes(dir)).toBeLessThanOrEqual(16 * MiB);
+    }
+  }
+  expect(merged).toBeGreaterThan(0);
+  expect(warnings.filter((w) => /history lifecycle:/.test(w))).toEqual([]);
+  const oldest = store.status().oldestRestorable.seq;
+  for (const seq of [oldest, model.lastSeq]) {
+    const view = store.history.view('v', seq);
+    expect(view.read(0, size).equals(model.at('v', seq))).toBe(true);
+    view.close();
+  }
+  await store.close();
+});
