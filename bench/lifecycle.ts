@@ -16,6 +16,7 @@
 // Run alone: npm run build && node dist/bench/lifecycle.js [--quick] [--seconds S] [--capacity BYTES] [--retain SPEC] [--json-out FILE]
 
 import { spawn } from 'node:child_process';
+import { CAPACITY_SHARES } from '../src/store/open.js';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -214,7 +215,7 @@ export async function benchLifecycle(opts: { quick?: boolean; seconds?: number; 
       if (set.code !== 0) throw new Error(`rewind config exited ${set.code}: ${set.stderr.trim()}`);
       while (samples.at(-1)?.capacityBytes !== capacityBytes) await sleep(250);
     }
-    const lagBoundBytes = Math.min(LIMITS.pendingBytesMax, Math.floor(capacityBytes / 4));
+    const lagBoundBytes = Math.min(LIMITS.pendingBytesMax, Math.floor(capacityBytes / CAPACITY_SHARES.pending));
     const firstSample = samples.length;
     log(`lifecycle: ${fixed(calibratedMBps)} MB/s in the first ${calibration} s: capacity ${capacityBytes} bytes (replica-lag bound ${lagBoundBytes})`);
 
