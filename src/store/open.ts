@@ -92,7 +92,9 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
     if (journal.lastSeq < index.appliedSeq) {
       throw corrupt(joinPath(dir, 'journal'), 0, `journal ends at seq ${journal.lastSeq} but transactions are applied up to seq ${index.appliedSeq}`);
     }
-    const pool = new KernelPool({ threads: opts.threads, blockSize: config.blockSize, chunkBytes: limits.chunkBytes, windowBytesMax: limits.windowBytesMax, windowWritesMax: limits.windowWritesMax });
+    // The arena is sized for the configured windows, not the ones a capacity narrows them to: a larger
+    // capacity set while the store is open lets windows grow back up to what it was sized for.
+    const pool = new KernelPool({ threads: opts.threads, blockSize: config.blockSize, chunkBytes: limits.chunkBytes, windowBytesMax: baseLimits.windowBytesMax, windowWritesMax: baseLimits.windowWritesMax });
     opened.push({ close: () => pool.close() });
     const { catalog, superseded } = appliedCatalog(storage, joinPath(dir, 'increments'), index.appliedSeq);
     const replica = { storage, blockSize: config.blockSize, volumes, pool };
@@ -140,7 +142,7 @@ function appliedCatalog(storage: Storage, incDir: string, appliedSeq: number): {
  * one recovery starts from, the journal of windows not applied yet, the packs being built) must fit well
  * inside it: journal segments and windows (and so single writes) are at most 1/32 of the capacity and
  * the replica-lag bound at most 1/8 (CAPACITY_SHARES). Store recomputes them when the capacity
- * changes (the kernel pool's arena, sized when the store opened, only ever holds less).
+ * changes (the kernel pool's arena is sized for the configured limits, so it holds any of these).
  */
 export function limitsUnderCapacity(limits: Limits, capacity: number | null): Limits {
   if (capacity === null) return limits;

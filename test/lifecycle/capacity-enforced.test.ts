@@ -131,3 +131,33 @@ it('consolidates and enforces the capacity in the same passes without a step fai
   }
   await store.close();
 });
+
+it('lets windows grow back when a larger capacity is set while the store is open (the arena holds them)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-capacity-'));
+  dirs.push(dir);
+  const size = 64 * MiB;
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  // Opened under 32 MiB: windows of 1 MiB. Then 1 GiB: windows of 32 MiB, filled by 64 KiB writes.
+  await initStore(dir, { volumes: [{ name: 'v', size }], window: 'count:65536', capacity: String(32 * MiB), clock });
+  const store = await Store.open(dir, { clock, threads: 1, autoTick: false });
+  expect(store.limits.windowBytesMax).toBe(MiB);
+  const { readConfig, writeConfig } = await import('../../src/config.js');
+  const { nodeStorage } = await import('../../src/storage/node-storage.js');
+  await writeConfig(nodeStorage, dir, { ...readConfig(nodeStorage, dir), capacity: String(1024 * MiB) });
+  expect(store.reloadConfig()).toBe(true);
+  expect(store.limits.windowBytesMax).toBe(32 * MiB);
+  const model = new Model({ v: size });
+  const rand = prng(5);
+  for (let i = 1; i <= 1024; i++) {
+    const data = randomBytes(rand, 64 * 1024);
+    const offset = (i - 1) * 64 * 1024;
+    model.add({ seq: i, volume: 'v', offset, data, time: clock.now() });
+    await store.write('v', offset, data);
+  }
+  await store.settle();
+  expect(store.log().some((e) => e.bytesWritten > 16 * MiB)).toBe(true);
+  const view = store.history.view('v', 700);
+  expect(view.read(0, size).equals(model.at('v', 700))).toBe(true);
+  view.close();
+  await store.close();
+});
