@@ -12,7 +12,8 @@ export interface StoreLock {
   release(): void;
 }
 
-function alive(pid: number): boolean {
+/** A process with this pid runs on this machine (EPERM: it runs, as another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -42,7 +43,7 @@ export function acquireLock(dir: string): StoreLock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number.parseInt(fs.readFileSync(path, 'utf8').trim(), 10);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
         throw new RewindError('STORE_LOCKED', `store ${dir} is being written by process ${pid} (rewind serve?); read-only commands work alongside it`);
       }
       if (pid === process.pid) {
@@ -59,7 +60,7 @@ export function acquireLock(dir: string): StoreLock {
 export function liveWriter(dir: string): number | null {
   try {
     const pid = Number.parseInt(fs.readFileSync(joinPath(dir, LOCK_FILE), 'utf8').trim(), 10);
-    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+    return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
   } catch {
     return null;
   }

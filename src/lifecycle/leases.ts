@@ -7,6 +7,7 @@
 //
 // lease file (JSON, written under a temporary name and renamed): {"seq": N, "pid": P}
 import { assert } from '../errors.js';
+import { processAlive } from '../lock.js';
 import { joinPath, readWholeFile, type Storage } from '../storage/storage.js';
 
 export const LEASES_DIR = 'leases';
@@ -15,16 +16,6 @@ const NAME = /^(\d+)-(\d+)\.lease$/;
 export const LEASES_PER_PROCESS_MAX = 4096;
 
 let counter = 0;
-
-/** A running process of this machine with that pid exists (a lease of a dead one is stale). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class LeaseFiles {
   private held = 0;
@@ -63,7 +54,7 @@ export class LeaseFiles {
       const m = NAME.exec(name);
       if (!m) continue;
       const path = joinPath(this.dir, name);
-      if (!alive(Number(m[1]))) {
+      if (!processAlive(Number(m[1]))) {
         try {
           this.storage.remove(path);
         } catch {
