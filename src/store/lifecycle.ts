@@ -15,6 +15,7 @@
 // Leases: a point a view or restore is reading is never consolidated away or dropped; the journal
 // segments it needs are kept. Such steps wait for a later pass.
 import type { Clock } from '../clock.js';
+import { assert } from '../errors.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
 import { readPack } from '../increment/pack.js';
 import type { KernelPool } from '../increment/pool.js';
@@ -55,6 +56,30 @@ export const MERGE_READ_BYTES_MAX = 256 * 2 ** 20;
 const OVER_POLICY_QUIET_MS = 60_000;
 /** Steps one pass takes at most before it yields (a pass resumes where the plan says). */
 const PASS_STEPS_MAX = 10_000;
+
+/**
+ * Which consecutive packs of a run one merge step takes (indices from..to, at least two): the adjacent
+ * pair smallest together, grown towards its smaller neighbour while the packs fit `budget` bytes.
+ * Merging the smallest neighbours first builds a balanced tree, so each byte of a long period is read
+ * a logarithmic number of times, not once for every pack that joins the period's growing result.
+ */
+export function mergeStep(sizes: readonly number[], budget: number): { from: number; to: number; bytes: number } {
+  assert(sizes.length >= 2, `a merge step takes at least two packs (${sizes.length})`);
+  let from = 0;
+  for (let i = 1; i + 1 < sizes.length; i++) if (sizes[i] + sizes[i + 1] < sizes[from] + sizes[from + 1]) from = i;
+  let to = from + 1;
+  let bytes = sizes[from] + sizes[to];
+  for (;;) {
+    const left = from > 0 ? sizes[from - 1] : Infinity;
+    const right = to + 1 < sizes.length ? sizes[to + 1] : Infinity;
+    const next = Math.min(left, right);
+    if (next === Infinity || bytes + next > budget) break;
+    if (left <= right) from--;
+    else to++;
+    bytes += next;
+  }
+  return { from, to, bytes };
+}
 
 export interface PassResult {
   merged: number;
@@ -288,16 +313,8 @@ export class HistoryLifecycle {
   }
 
   private async merge(run: PackRef[]): Promise<void> {
-    // As many packs as fit the read budget (at least two); the next pass merges the result further.
-    let bytes = 0;
-    let take = 0;
-    for (const p of run) {
-      const size = this.ctx.storage.sizeOf(p.path);
-      if (take >= 2 && bytes + size > MERGE_READ_BYTES_MAX) break;
-      bytes += size;
-      take++;
-    }
-    const pieces = run.slice(0, take);
+    const { from, to, bytes } = mergeStep(run.map((p) => this.ctx.storage.sizeOf(p.path)), MERGE_READ_BYTES_MAX);
+    const pieces = run.slice(from, to + 1);
     const packs = pieces.map((p) => readPack(this.ctx.storage, p.path));
     const built = await mergePacks({ storage: this.ctx.storage, dir: this.ctx.incrementsDir, blockSize: this.ctx.blockSize, pool: this.ctx.pool }, packs);
     const replaced = this.ctx.catalog.replace({ firstSeq: built.header.firstSeq, lastSeq: built.header.lastSeq, path: built.path });
