@@ -123,7 +123,12 @@ export function phaseSeconds(seconds: number, points: number, calibration: numbe
   return [calibration, ...Array.from({ length: points }, () => each), 1, 1];
 }
 
-export async function benchLifecycle(opts: { quick?: boolean; seconds?: number; capacityBytes?: number; retain?: string; log?: (m: string) => void } = {}): Promise<LifecycleRow[]> {
+export async function benchLifecycle(opts: {
+  quick?: boolean; seconds?: number; capacityBytes?: number; retain?: string;
+  /** fio's write rate (MB/s; default: as fast as it goes), and the row's name for it. */
+  rateMBps?: number; workload?: string;
+  log?: (m: string) => void;
+} = {}): Promise<LifecycleRow[]> {
   const log = opts.log ?? ((m: string) => console.error(m));
   if (!ensureTools(log)) return [];
   const seconds = opts.seconds ?? (opts.quick ? 15 : 60);
@@ -190,6 +195,7 @@ export async function benchLifecycle(opts: { quick?: boolean; seconds?: number; 
       phase = 'write';
       const fio = await exec('fio', [
         `--name=${name}`, '--ioengine=nbd', `--uri=${uri}`, '--rw=write', '--bs=64k', '--iodepth=4', `--runtime=${s}`, '--time_based', '--output-format=json',
+        ...(opts.rateMBps ? [`--rate=${Math.round(opts.rateMBps * 1e6)}`] : []),
       ]);
       if (fio.code !== 0) throw new Error(`fio exited ${fio.code}: ${fio.stderr.trim().slice(0, 2000)}\nserve's last lines:\n${serveLog.join('\n')}`);
       const job = JSON.parse(fio.stdout.slice(fio.stdout.indexOf('{'))).jobs[0].write as { io_bytes: number; runtime: number };
@@ -225,14 +231,14 @@ export async function benchLifecycle(opts: { quick?: boolean; seconds?: number; 
       await point(points.length + 1);
     }
     const backlogAtEndOfWrites = samples.filter((s) => s.phase === 'write').at(-1)?.backlogBytes ?? NaN;
-    // Settle: the replica catches up and consolidation works off its backlog (at most 30 s).
+    // Settle: the replica catches up and consolidation works off its backlog (at most 120 s).
     phase = 'settle';
     const settleStart = performance.now();
     const caughtUp = () => {
       const s = samples.at(-1);
       return s !== undefined && s.phase === 'settle' && s.lagBytes === 0 && s.backlogBytes === 0;
     };
-    while (!caughtUp() && performance.now() - settleStart < 30_000) await sleep(250);
+    while (!caughtUp() && performance.now() - settleStart < 120_000) await sleep(250);
     const settleSeconds = (performance.now() - settleStart) / 1000;
     const backlogAfterSettle = samples.at(-1)!.backlogBytes;
 
@@ -275,7 +281,7 @@ export async function benchLifecycle(opts: { quick?: boolean; seconds?: number; 
     const lagMaxBytes = max('lagBytes');
     const span = last.t - samples[firstSample - 1].t;
     return [{
-      workload: '64 KiB sequential write, QD4',
+      workload: opts.workload ?? '64 KiB sequential write, QD4',
       retain,
       capacityBytes,
       lagBoundBytes,

@@ -80,6 +80,13 @@ if (want('sustained')) {
 if (want('lifecycle')) {
   console.log('\nHistory lifecycle under sustained fio load through `rewind serve`, a capacity about a tenth of the bytes written: history against the capacity, lag against its bound, consolidation against capture; points read over NBD between phases, restored by seq and by time');
   const lifecycle = await benchLifecycle({ quick, log: (m) => console.log(m) });
+  // Merges under sustained writes: a capacity that keeps minutes, and a write rate the disk can take
+  // with the merges (a minute of 1 s windows is merged once all of it is past the windows tier).
+  console.log('\nHistory lifecycle with merges under sustained writes: fio at 40 MB/s, minutes merged while it writes; consolidation against capture');
+  lifecycle.push(...(await benchLifecycle({
+    quick, log: (m) => console.log(m), seconds: quick ? 90 : 180, rateMBps: 40, capacityBytes: 16 * 2 ** 30,
+    retain: 'writes:5s,windows:15s,minutely:1h', workload: '64 KiB sequential write at 40 MB/s, QD4',
+  })));
   printLifecycle(lifecycle);
   results.lifecycle = lifecycle;
   save();
