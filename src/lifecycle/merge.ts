@@ -96,3 +96,27 @@ function decodeOrThrow(at: BlockAt, which: 'old' | 'new', mem: Uint8Array, dst: 
   // Packs were checked (CRCs) when read; a malformed encoding past that is a bug, not damage.
   assert(at.section.decode(at.index, which, mem, dst, B), `block ${at.section.blocks[at.index]} of a checked pack decodes (${which})`);
 }
+
+/**
+ * Which consecutive packs of a run one merge step takes (indices from..to, at least two): the adjacent
+ * pair smallest together, grown towards its smaller neighbour while the packs fit `budget` bytes.
+ * Merging the smallest neighbours first builds a balanced tree, so each byte of a long period is read
+ * a logarithmic number of times, not once for every pack that joins the period's growing result.
+ */
+export function mergeStep(sizes: readonly number[], budget: number): { from: number; to: number; bytes: number } {
+  assert(sizes.length >= 2, `a merge step takes at least two packs (${sizes.length})`);
+  let from = 0;
+  for (let i = 1; i + 1 < sizes.length; i++) if (sizes[i] + sizes[i + 1] < sizes[from] + sizes[from + 1]) from = i;
+  let to = from + 1;
+  let bytes = sizes[from] + sizes[to];
+  for (;;) {
+    const left = from > 0 ? sizes[from - 1] : Infinity;
+    const right = to + 1 < sizes.length ? sizes[to + 1] : Infinity;
+    const next = Math.min(left, right);
+    if (next === Infinity || bytes + next > budget) break;
+    if (left <= right) from--;
+    else to++;
+    bytes += next;
+  }
+  return { from, to, bytes };
+}

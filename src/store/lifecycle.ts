@@ -15,12 +15,11 @@
 // Leases: a point a view or restore is reading is never consolidated away or dropped; the journal
 // segments it needs are kept. Such steps wait for a later pass.
 import type { Clock } from '../clock.js';
-import { assert } from '../errors.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
 import { readPack } from '../increment/pack.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
-import { mergePacks } from '../lifecycle/merge.js';
+import { mergePacks, mergeStep } from '../lifecycle/merge.js';
 import { planRetention, type HeldPack, type RetentionPolicy } from '../lifecycle/retention.js';
 import type { MemoryCatalog, PackRef } from '../restore/catalog.js';
 import { lowerBound } from '../sorted.js';
@@ -56,30 +55,6 @@ export const MERGE_READ_BYTES_MAX = 256 * 2 ** 20;
 const OVER_POLICY_QUIET_MS = 60_000;
 /** Steps one pass takes at most before it yields (a pass resumes where the plan says). */
 const PASS_STEPS_MAX = 10_000;
-
-/**
- * Which consecutive packs of a run one merge step takes (indices from..to, at least two): the adjacent
- * pair smallest together, grown towards its smaller neighbour while the packs fit `budget` bytes.
- * Merging the smallest neighbours first builds a balanced tree, so each byte of a long period is read
- * a logarithmic number of times, not once for every pack that joins the period's growing result.
- */
-export function mergeStep(sizes: readonly number[], budget: number): { from: number; to: number; bytes: number } {
-  assert(sizes.length >= 2, `a merge step takes at least two packs (${sizes.length})`);
-  let from = 0;
-  for (let i = 1; i + 1 < sizes.length; i++) if (sizes[i] + sizes[i + 1] < sizes[from] + sizes[from + 1]) from = i;
-  let to = from + 1;
-  let bytes = sizes[from] + sizes[to];
-  for (;;) {
-    const left = from > 0 ? sizes[from - 1] : Infinity;
-    const right = to + 1 < sizes.length ? sizes[to + 1] : Infinity;
-    const next = Math.min(left, right);
-    if (next === Infinity || bytes + next > budget) break;
-    if (left <= right) from--;
-    else to++;
-    bytes += next;
-  }
-  return { from, to, bytes };
-}
 
 export interface PassResult {
   merged: number;

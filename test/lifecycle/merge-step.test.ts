@@ -3,7 +3,7 @@
 // of times rather than once per pack (the step-wise merge into one growing pack was quadratic).
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
-import { mergeStep } from '../../src/store/lifecycle.js';
+import { mergeStep } from '../../src/lifecycle/merge.js';
 
 it('takes at least two consecutive packs, more only within the budget', () => {
   fc.assert(
