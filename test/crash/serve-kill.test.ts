@@ -12,6 +12,7 @@ import { afterAll, afterEach, expect, it } from 'vitest';
 import { RawClient } from '../nbd/raw-client.js';
 import { prng } from '../helpers/model.js';
 import { requireTool } from '../helpers/tools.js';
+import { until } from '../helpers/until.js';
 import {
   BLOCK, MiB, consistentPrefix, identifyBlock, killChildren, nbdshEnv, ok, patternWrite, removeTempDirs, rewind, run, sha256,
   sleep, startServe, tempDir, uri, type PlannedWrite, type Ran, type Served,
@@ -159,9 +160,13 @@ it('SIGKILL of rewind serve during writes: flushed writes survive, the volume is
         samples.push({ lastSeq: s.lastSeq, ackedBefore, sentAfter: state.sent });
       }
     })();
-    // A random kill point, after at least one status sample, within a bounded time.
-    const killAt = Date.now() + 500 + Math.floor(rand() * 1500);
-    while ((Date.now() < killAt || samples.length === 0) && Date.now() < killAt + 5000) await sleep(20);
+    // A random kill point, by progress rather than by time: once a random number of writes past this
+    // round's start is acknowledged, a flush has completed and a status sample was taken.
+    const killAfter = base + 50 + Math.floor(rand() * 400);
+    await until(() => state.maxAcked >= killAfter && state.durable > base && samples.length > 0, {
+      waitMs: 30_000, what: `${killAfter - base} writes acknowledged, a flush done and a status sample taken`,
+      state: () => `acknowledged ${state.maxAcked - base}, durable ${state.durable - base}, samples ${samples.length}`,
+    });
     srv.proc.kill('SIGKILL');
     const exit = await srv.exited;
     expect(exit.signal).toBe('SIGKILL');

@@ -2,6 +2,7 @@
 // `rewind status` and making stores through the real bin.
 
 import { ok, rewind } from '../helpers/processes.js';
+import { until } from '../helpers/until.js';
 
 export * from '../helpers/processes.js';
 
@@ -18,15 +19,11 @@ export async function status(store: string): Promise<Status> {
   return JSON.parse(ok(await rewind(['status', store, '--json'])).stdout) as Status;
 }
 
-/** Polls `rewind status` until cond holds (or throws after waitMs). */
+/** Runs `rewind status` until cond holds (or throws after waitMs, with the last status). */
 export async function statusUntil(store: string, cond: (s: Status) => boolean, waitMs = 10_000): Promise<Status> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const s = await status(store);
-    if (cond(s)) return s;
-    if (Date.now() > deadline) throw new Error(`status never reached the condition: ${JSON.stringify(s)}`);
-    await sleep(50);
-  }
+  let last: Status | null = null;
+  await until(async () => cond((last = await status(store))), { waitMs, what: 'rewind status reached the condition', state: () => JSON.stringify(last) });
+  return last!;
 }
 
 export async function initStore(store: string, volume = 'disk0:64M', window = 'count:50'): Promise<void> {
