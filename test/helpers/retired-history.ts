@@ -38,7 +38,9 @@ export interface RetiredHistory {
 export async function retiredHistory(end: number, seed = 7): Promise<RetiredHistory> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rewind-retired-'));
   const dir = path.join(root, 'store');
-  const H0 = Math.floor(end / HOUR) * HOUR - 3 * HOUR;
+  // The last of the three hours ends at least 5 minutes before `end`: a period is merged only once
+  // every window of it has left the windows tier (2 minutes), whatever minute of the hour `end` is.
+  const H0 = Math.floor((end - 5 * MINUTE) / HOUR) * HOUR - 3 * HOUR;
   const T0 = H0 - 26 * HOUR;
   const clock = new ManualClock(T0);
   await initStore(dir, { volumes: [{ name: VOLUME, size: VOLUME_BYTES }], window: 'count:4', retain: RETAIN, clock });
