@@ -6,28 +6,16 @@
 // writes exactly the volume at that point; `verify` says ok on a sound store and names the damaged
 // file otherwise; a restore that needs a damaged file fails naming it, one that does not succeeds.
 
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rewind as runRewind, type Ran } from '../helpers/processes.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initStore, ManualClock, Store } from '../../src/index.js';
 import { prng } from '../../src/prng.js';
 
-const BIN = fileURLToPath(new URL('../../bin/rewind.js', import.meta.url));
-const RUN_TIMEOUT_MS = 20_000;
-
-interface Run { code: number; stdout: string; stderr: string }
-
-function rewind(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: RUN_TIMEOUT_MS, env: { ...process.env, REWIND_DEBUG: '' } }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(err); // timeout or spawn failure
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
-}
+/** The `rewind` command as a user runs it. */
+const rewind = (...args: string[]): Promise<Ran> => runRewind(args);
 
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -185,7 +173,7 @@ function copyOfBase(label: string): string {
   return d;
 }
 
-async function restoreTo(store: string, volume: string, target: string[]): Promise<Run & { out: string }> {
+async function restoreTo(store: string, volume: string, target: string[]): Promise<Ran & { out: string }> {
   const out = path.join(tmp('out'), `${volume}.img`);
   const r = await rewind('restore', store, '--volume', volume, ...target, '--out', out);
   return { ...r, out };

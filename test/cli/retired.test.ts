@@ -3,26 +3,14 @@
 // naming the oldest restorable point and the nearest held points on both sides, and writes nothing;
 // with --nearest it restores the nearest held point at or before the target and says which (JSON and
 // text); a held target says nearest false; `log --json` gives every retained point its granularity.
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rewind as runRewind, type Ran } from '../helpers/processes.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retiredHistory, VOLUME, type RetiredHistory } from '../helpers/retired-history.js';
 
-const BIN = fileURLToPath(new URL('../../bin/rewind.js', import.meta.url));
-const RUN_TIMEOUT_MS = 20_000;
-
-interface Run { code: number; stdout: string; stderr: string }
-
-function rewind(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: RUN_TIMEOUT_MS, env: { ...process.env, REWIND_DEBUG: '' } }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(err); // timeout or spawn failure
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
-}
+/** The `rewind` command as a user runs it. */
+const rewind = (...args: string[]): Promise<Ran> => runRewind(args);
 
 let h: RetiredHistory;
 let outDir: string;

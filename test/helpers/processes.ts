@@ -73,8 +73,9 @@ export function ok(r: Ran): Ran {
 }
 
 /** `rewind <args>` through the real bin. */
+/** The `rewind` command (REWIND_DEBUG cleared, so failures print the message a user sees, no stack). */
 export function rewind(args: string[], timeoutMs = CHILD_TIMEOUT_MS): Promise<Ran> {
-  return run(process.execPath, [BIN, ...args], { timeoutMs });
+  return run(process.execPath, [BIN, ...args], { timeoutMs, env: { ...process.env, REWIND_DEBUG: '' } });
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
