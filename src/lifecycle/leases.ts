@@ -8,7 +8,7 @@
 // lease file (JSON, written under a temporary name and renamed): {"seq": N, "pid": P}
 import { assert } from '../errors.js';
 import { processAlive } from '../lock.js';
-import { joinPath, readWholeFile, type Storage } from '../storage/storage.js';
+import { joinPath, readWholeFile, replaceFileSync, type Storage } from '../storage/storage.js';
 
 export const LEASES_DIR = 'leases';
 const NAME = /^(\d+)-(\d+)\.lease$/;
@@ -31,7 +31,7 @@ export class LeaseFiles {
     this.storage.mkdirp(this.dir);
     const path = joinPath(this.dir, `${process.pid}-${++counter}.lease`);
     // Synchronous and without fsync: a lease matters only while this process runs.
-    writeFileAtomicSync(this.storage, path, Buffer.from(JSON.stringify({ seq, pid: process.pid })));
+    replaceFileSync(this.storage, path, Buffer.from(JSON.stringify({ seq, pid: process.pid })));
     this.held++;
     let ended = false;
     return () => {
@@ -72,16 +72,3 @@ export class LeaseFiles {
     return out;
   }
 }
-
-function writeFileAtomicSync(storage: Storage, path: string, data: Buffer): void {
-  const tmp = `${path}.tmp`;
-  const f = storage.open(tmp, 'create');
-  try {
-    f.truncate(0);
-    f.write(data, 0);
-  } finally {
-    f.close();
-  }
-  storage.rename(tmp, path);
-}
-

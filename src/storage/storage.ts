@@ -73,17 +73,37 @@ export interface Storage {
  * Writes a whole small file atomically: temp file, sync, rename, sync the directory. Writers that may
  * race on one file pass a temp path of their own, so each rename installs one whole file.
  */
-export async function writeFileAtomic(storage: Storage, path: string, data: Uint8Array, tmp = `${path}.tmp`): Promise<void> {
+/** A new file `tmp` holding `data`, left open for the caller to sync and close. */
+function writeTemp(storage: Storage, tmp: string, data: Uint8Array): StorageFile {
   const f = storage.open(tmp, 'create');
   try {
     f.truncate(0);
     f.write(data, 0);
+    return f;
+  } catch (err) {
+    f.close();
+    throw err;
+  }
+}
+
+export async function writeFileAtomic(storage: Storage, path: string, data: Uint8Array, tmp = `${path}.tmp`): Promise<void> {
+  const f = writeTemp(storage, tmp, data);
+  try {
     await f.sync();
   } finally {
     f.close();
   }
   storage.rename(tmp, path);
   await storage.syncDir(dirname(path));
+}
+
+/**
+ * The same without syncs: readers see all of the new file or none of it, but a crash may lose it.
+ * For files that matter only while this process runs (a reader's lease).
+ */
+export function replaceFileSync(storage: Storage, path: string, data: Uint8Array, tmp = `${path}.tmp`): void {
+  writeTemp(storage, tmp, data).close();
+  storage.rename(tmp, path);
 }
 
 /** Reads a whole file. */
