@@ -78,6 +78,8 @@ export class HistoryLifecycle {
   private running: Promise<PassResult> | null = null;
   /** The capacity made this pass retire history before the policy says; when it last did. */
   private passOverPolicy = false;
+  /** History bytes as the last capacity step measured them. */
+  private measuredBytes = 0;
   private overPolicyAt = -Infinity;
   /** Packs a merge replaced, kept while a reader in another process may read them. */
   private deferred: PackRef[] = [];
@@ -198,8 +200,9 @@ export class HistoryLifecycle {
    */
   private async enforceCapacity(done: PassResult): Promise<void> {
     const cap = this.ctx.capacityBytes();
-    let bytes = this.ctx.footprint.historyBytes(true);
+    // Without a capacity there is nothing to measure history against: no directory walk per pass.
     if (cap === null) return;
+    let bytes = (this.measuredBytes = this.ctx.footprint.historyBytes(true));
     const target = cap - this.ctx.headroomBytes(cap);
     for (let step = 0; step < PASS_STEPS_MAX && bytes > target && !this.stopped; step++) {
       const packs = this.appliedPacks();
@@ -214,14 +217,15 @@ export class HistoryLifecycle {
         done.segmentsRetired += removed;
       }
       this.passOverPolicy = true;
-      bytes = this.ctx.footprint.historyBytes(true);
+      bytes = this.measuredBytes = this.ctx.footprint.historyBytes(true);
     }
   }
 
   /** Where history stands against the capacity at the end of a pass; says so when that changes. */
   private reportCapacity(): void {
     const cap = this.ctx.capacityBytes();
-    const bytes = this.ctx.footprint.historyBytes(true);
+    // As enforceCapacity last measured it (0 without a capacity: not measured).
+    const bytes = cap === null ? 0 : this.measuredBytes;
     const overCapacity = cap !== null && bytes > cap;
     const now = this.ctx.clock.now();
     if (this.passOverPolicy) this.overPolicyAt = now;
