@@ -16,8 +16,8 @@ export interface CaptureContext {
   windows: WindowCloser;
   production: Production;
   pipeline: ApplyPipeline;
-  /** Writes wait while the queued windows hold more bytes than this (the capacity may lower it: limitPending). */
-  pendingBytesMax: number;
+  /** Writes wait while the queued windows hold more than `pendingBytesMax` bytes (read live: a capacity changes it). */
+  limits: { readonly pendingBytesMax: number };
   /** Throws if the store may not be written (closed, closing, failed). */
   checkWritable(): void;
   /** How many volumes the store has (writes are counted per volume index). */
@@ -33,11 +33,6 @@ export class Capture {
   readonly writesByVolume: number[];
   readonly bytesByVolume: number[];
 
-  /** Sets how many bytes of closed windows may wait to be applied before writes wait (a new capacity). */
-  limitPending(bytes: number): void {
-    this.ctx.pendingBytesMax = bytes;
-  }
-
   constructor(private readonly ctx: CaptureContext) {
     this.writesByVolume = new Array<number>(ctx.volumeCount).fill(0);
     this.bytesByVolume = new Array<number>(ctx.volumeCount).fill(0);
@@ -45,20 +40,20 @@ export class Capture {
 
   /** Captures the write now and returns its seq, or null when it must wait (see whenRoom). */
   tryNow(v: Volume, offset: number, data: Uint8Array): number | null {
-    if (this.ctx.pipeline.pendingBytes > this.ctx.pendingBytesMax || this.gated > 0) return null;
+    if (this.ctx.pipeline.pendingBytes > this.ctx.limits.pendingBytesMax || this.gated > 0) return null;
     return this.capture(v, offset, data);
   }
 
   /** Writes wait, in order, while closed windows not yet applied hold too many bytes. */
   async whenRoom(v: Volume, offset: number, data: Buffer): Promise<number> {
-    const { pipeline, pendingBytesMax } = this.ctx;
+    const { pipeline, limits } = this.ctx;
     this.gated++;
     const prev = this.gate;
     let done!: () => void;
     this.gate = new Promise((r) => (done = r));
     try {
       await prev;
-      while (pipeline.pendingBytes > pendingBytesMax) {
+      while (pipeline.pendingBytes > limits.pendingBytesMax) {
         this.ctx.checkWritable();
         if (pipeline.retryError) throw pipeline.retryError;
         await pipeline.waitForRoom();

@@ -126,14 +126,13 @@ export class Store {
       windows: this.windows,
       production: this.production,
       pipeline: this.pipeline,
-      pendingBytesMax: o.limits.pendingBytesMax,
+      limits: o.limits,
       checkWritable: () => this.checkWritable(),
       volumeCount: o.volumes.volumes.length,
     });
     this.livePolicy.onChange(() => {
       // Segments, windows, single writes and the lag bound follow a new capacity (open.ts limitsUnderCapacity).
       Object.assign(this.limits, limitsUnderCapacity(o.baseLimits, footprint.capacityBytes(this.config)));
-      this.capture.limitPending(this.limits.pendingBytesMax);
     });
     this.statusSource = {
       config: () => this.config,
