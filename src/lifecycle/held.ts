@@ -52,7 +52,7 @@ export interface HeldState {
 }
 
 /** The oldest point held: the point before the oldest pack, or the applied point with none. */
-export function oldestHeld(s: HeldState): number {
+export function oldestHeld(s: Pick<HeldState, 'packs' | 'appliedSeq'>): number {
   return s.packs.length > 0 ? s.packs[0].firstSeq - 1 : s.appliedSeq;
 }
 

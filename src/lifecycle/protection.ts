@@ -10,6 +10,7 @@ import { RECORD_HEADER_BYTES } from '../journal/record.js';
 import { lowerBound } from '../sorted.js';
 import { TX_ENTRY_BYTES } from '../transactions/transactions.js';
 import { formatSeconds } from '../units.js';
+import { oldestHeld, type SeqRange } from './held.js';
 import { horizonMs, planRetention, writesAgeMs, type RetentionPolicy } from './retention.js';
 
 /** A point of the history: the state right after write `seq`, as of `time` (ms; the write's time). */
@@ -53,8 +54,8 @@ export function pointTime(entries: readonly WindowFigures[], seq: number, create
  * The oldest point the store can restore: the point before its oldest pack (each pack restores the
  * point before its first write), or the applied point when there is no pack. `packs` in seq order.
  */
-export function oldestRestorable(packs: readonly { firstSeq: number }[], entries: readonly WindowFigures[], appliedSeq: number, createdAtMs: number): RestorablePoint {
-  const seq = packs.length > 0 ? packs[0].firstSeq - 1 : appliedSeq;
+export function oldestRestorable(packs: readonly SeqRange[], entries: readonly WindowFigures[], appliedSeq: number, createdAtMs: number): RestorablePoint {
+  const seq = oldestHeld({ packs, appliedSeq });
   return { seq, time: pointTime(entries, seq, createdAtMs) };
 }
 
