@@ -11,7 +11,7 @@ import { lowerBound } from '../sorted.js';
 import { TX_ENTRY_BYTES } from '../transactions/transactions.js';
 import { formatSeconds } from '../units.js';
 import { oldestHeld, type SeqRange } from './held.js';
-import { horizonMs, planRetention, writesAgeMs, type RetentionPolicy } from './retention.js';
+import { heldPacks, horizonMs, planRetention, writesAgeMs, type RetentionPolicy } from './retention.js';
 
 /** A point of the history: the state right after write `seq`, as of `time` (ms; the write's time). */
 export interface RestorablePoint {
@@ -76,8 +76,7 @@ export function oldestWriteHeld(packs: readonly { firstSeq: number }[], journalF
  */
 export function consolidationBacklogBytes(policy: RetentionPolicy, now: number, packs: readonly { firstSeq: number; lastSeq: number }[], entries: readonly (WindowFigures & { firstSeq: number })[], appliedSeq: number): number {
   const applied = packs.filter((p) => p.lastSeq <= appliedSeq);
-  const held = applied.map((p) => ({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, t2: pointTime(entries, p.lastSeq, 0) }));
-  const plan = planRetention(policy, now, held);
+  const plan = planRetention(policy, now, heldPacks(applied, entries));
   const bytesOf = (from: number, to: number) => {
     let sum = 0;
     for (let i = lowerBound(entries, (e) => e.lastSeq >= from); i < entries.length && entries[i].lastSeq <= to; i++) sum += entries[i].packBytes;

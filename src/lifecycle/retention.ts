@@ -12,6 +12,7 @@
 // last of them is the period's point), and only ever drops a prefix of the packs (the points before
 // the new oldest pack stay reachable, none after it are lost).
 import { badArgument } from '../errors.js';
+import { lowerBound } from '../sorted.js';
 
 export type Granularity = 'writes' | 'windows' | 'minutely' | 'hourly' | 'daily';
 
@@ -117,6 +118,19 @@ export interface HeldPack {
   lastSeq: number;
   /** Time of the pack's last write (ms): the time of the point at its end. */
   t2: number;
+}
+
+/**
+ * Packs as the plan sees them: each with the time of its last write, taken from the window (of
+ * `windows`, in seq order) that ends where the pack ends. (A reader in another process may list a
+ * pack its copy of the index does not reach yet, or no longer holds: then the nearest window's time.)
+ */
+export function heldPacks(packs: readonly { firstSeq: number; lastSeq: number }[], windows: readonly { lastSeq: number; t2: number }[]): HeldPack[] {
+  return packs.map((p) => {
+    const i = lowerBound(windows, (e) => e.lastSeq >= p.lastSeq);
+    const w = windows[Math.min(i, windows.length - 1)];
+    return { firstSeq: p.firstSeq, lastSeq: p.lastSeq, t2: w?.t2 ?? Infinity };
+  });
 }
 
 export interface RetentionPlan {

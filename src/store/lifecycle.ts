@@ -20,9 +20,8 @@ import { readPack } from '../increment/pack.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
 import { mergePacks, mergeStep } from '../lifecycle/merge.js';
-import { planRetention, type HeldPack, type RetentionPolicy } from '../lifecycle/retention.js';
+import { heldPacks, planRetention, type RetentionPolicy } from '../lifecycle/retention.js';
 import type { MemoryCatalog, PackRef } from '../restore/catalog.js';
-import { lowerBound } from '../sorted.js';
 import type { Storage } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
 
@@ -170,7 +169,7 @@ export class HistoryLifecycle {
     // looking at them all again after each: under sustained writes merges never starve the others.
     for (let step = 0; step < PASS_STEPS_MAX && !this.stopped; step++) {
       const packs = this.appliedPacks();
-      const plan = planRetention(this.ctx.retention(), this.ctx.clock.now(), packs.map((p) => this.held(p)));
+      const plan = planRetention(this.ctx.retention(), this.ctx.clock.now(), heldPacks(packs, this.ctx.index.entries));
       const drop = this.droppable(packs, plan.drop);
       if (drop > 0) {
         await this.dropOldest(drop);
@@ -256,13 +255,6 @@ export class HistoryLifecycle {
   private appliedPacks(): PackRef[] {
     const applied = this.ctx.index.appliedSeq;
     return this.ctx.catalog.packs().filter((p) => p.lastSeq <= applied);
-  }
-
-  /** A pack as the plan sees it: its range and the time of its last write (from the index). */
-  private held(p: PackRef): HeldPack {
-    const entries = this.ctx.index.entries;
-    const i = lowerBound(entries, (e) => e.lastSeq >= p.lastSeq);
-    return { firstSeq: p.firstSeq, lastSeq: p.lastSeq, t2: entries[i].t2 };
   }
 
   /** How many of the `wanted` oldest packs can go without taking a leased point away. */
