@@ -24,6 +24,8 @@ export interface FixedRecordSpec<T> {
   /** Names the format in decode failures: `bad ${format} magic`, `${format} version 2 is not supported`. */
   format: string;
   fields: FieldTable<T>;
+  /** Older versions still read (their fields are a subset: bytes a version left zero read as zero). */
+  alsoReads?: readonly number[];
 }
 
 /** Header framing: magic, version, size. The CRC takes the last 4 bytes. */
@@ -71,7 +73,8 @@ export class FixedRecord<T extends { [K in keyof T]: number }> {
     if (b.byteLength < this.spec.bytes) return `incomplete ${record}`;
     if (b.readUInt32LE(0) !== this.spec.magic) return `bad ${format} magic`;
     if (crc32c(b.subarray(0, this.crcOffset)) !== this.checksum(b)) return `${record} checksum mismatch`;
-    if (b.readUInt16LE(4) !== this.spec.version) return `${format} version ${b.readUInt16LE(4)} is not supported`;
+    const version = b.readUInt16LE(4);
+    if (version !== this.spec.version && !(this.spec.alsoReads ?? []).includes(version)) return `${format} version ${b.readUInt16LE(4)} is not supported`;
     const out = {} as T;
     for (const [name, at, type] of this.fields) {
       out[name] = (type === 'u16' ? b.readUInt16LE(at) : type === 'u32' ? b.readUInt32LE(at) : type === 'u64' ? getU64(b, at) : b.readDoubleLE(at)) as T[keyof T];

@@ -10,11 +10,19 @@
 // most of its decoding time in xorInto.
 //
 // section body (n blocks, little-endian)
-//   n u64 block numbers (ascending) | n+1 u32 forward offsets | n+1 u32 backward offsets
+//   n u64 block numbers (ascending) | n+1 u32 forward table | n+1 u32 backward offsets
 //   | forward encodings | backward encodings
-// Offsets are relative to the start of their encodings. Bit 31 of a backward offset (i < n) says
-// which backward encoding block i has: set, the old block itself; clear, old XOR new.
+// What the forward table and the backward encodings hold depends on where the pack keeps its
+// forward increment (its header says, src/increment/pack.ts):
+//   - in the pack (format 1): the forward table holds offsets of the new blocks' encodings; bit 31
+//     of a backward offset (i < n) says which backward encoding block i has: set, the old block
+//     itself; clear, old XOR new (which needs the new block to decode).
+//   - in the journal, or in the chain (format 2): no forward encodings (0 bytes); forward table
+//     entry i < n is the CRC32C of block i's new contents (entry n is zero), and every backward
+//     encoding is the old block itself, so a pack restores its old contents on its own.
+// Offsets are relative to the start of their encodings.
 import { OFFSET_BYTES, TOKEN_HEADER_BYTES } from '../kernels/format.js';
+import { assert } from '../errors.js';
 
 /** Bit 31 of a backward offset: the encoding is of the old block itself, not of old XOR new. */
 export const BACKWARD_RAW = 0x8000_0000;
@@ -22,9 +30,25 @@ export const OFFSET_MASK = 0x7fff_ffff;
 /** A block number at the head of a section body (u64). */
 export const BLOCK_NUMBER_BYTES = 8;
 
+/**
+ * Where a pack keeps the new contents of its blocks (its forward increment):
+ * - PACK: encoded in the pack (format 1 packs);
+ * - JOURNAL: the window's journal records are the forward increment, replayed over the old contents
+ *   (a window's own pack while its journal segment is kept);
+ * - CHAIN: not kept, since they are derivable: a block's contents after the pack are the old contents
+ *   of the next pack that changed it, or the replica's (a merged pack, or a window's pack once its
+ *   journal segment is retired, which needs nothing from the journal: it holds the old blocks whole).
+ * JOURNAL and CHAIN packs carry a CRC32C of each new block instead (verify checks the replica with it).
+ */
+export const FORWARD = { PACK: 0, JOURNAL: 1, CHAIN: 2 } as const;
+export type ForwardKind = (typeof FORWARD)[keyof typeof FORWARD];
+
+export const isForwardKind = (v: number): v is ForwardKind => v === FORWARD.PACK || v === FORWARD.JOURNAL || v === FORWARD.CHAIN;
+
 /** Where each part of a section body starts, in bytes from the start of the body. */
 export interface SectionLayout {
   readonly blockCount: number;
+  readonly forward: ForwardKind;
   /** The block numbers start the body (at 0) and end here. */
   readonly fwdOffsets: number;
   readonly bwdOffsets: number;
@@ -33,12 +57,12 @@ export interface SectionLayout {
   readonly bodyBytes: number;
 }
 
-export function sectionLayout(blockCount: number, fwdBytes: number, bwdBytes: number): SectionLayout {
+export function sectionLayout(blockCount: number, fwdBytes: number, bwdBytes: number, forward: ForwardKind = FORWARD.JOURNAL): SectionLayout {
   const fwdOffsets = BLOCK_NUMBER_BYTES * blockCount;
   const bwdOffsets = fwdOffsets + OFFSET_BYTES * (blockCount + 1);
   const fwdData = bwdOffsets + OFFSET_BYTES * (blockCount + 1);
   const bwdData = fwdData + fwdBytes;
-  return { blockCount, fwdOffsets, bwdOffsets, fwdData, bwdData, bodyBytes: bwdData + bwdBytes };
+  return { blockCount, forward, fwdOffsets, bwdOffsets, fwdData, bwdData, bodyBytes: bwdData + bwdBytes };
 }
 
 export const sectionBodyBytes = (blockCount: number, fwdBytes: number, bwdBytes: number) => sectionLayout(blockCount, fwdBytes, bwdBytes).bodyBytes;
@@ -46,9 +70,16 @@ export const sectionBodyBytes = (blockCount: number, fwdBytes: number, bwdBytes:
 /**
  * Writes block `i` of a section body after its window (`new`) or before it (`old`) into
  * `dst[dstOffset, +blockSize)`. Returns false for a malformed encoding or an `i` out of range.
+ * `new` needs a pack that holds its forward increment (FORWARD.PACK).
  */
 export function decodeSectionBlock(body: Buffer, layout: SectionLayout, i: number, which: 'new' | 'old', dst: Uint8Array, dstOffset: number, blockSize: number): boolean {
   if (!Number.isInteger(i) || i < 0 || i >= layout.blockCount) return false;
+  if (layout.forward !== FORWARD.PACK) {
+    assert(which === 'old', `the new contents of a block are decoded only from a pack that holds them (block ${i})`);
+    const bs = layout.bwdData + body.readUInt32LE(layout.bwdOffsets + 4 * i);
+    const be = layout.bwdData + body.readUInt32LE(layout.bwdOffsets + 4 * i + 4);
+    return decodeBlock(body, bs, be, dst, dstOffset, blockSize, false);
+  }
   const fs = layout.fwdData + (body.readUInt32LE(layout.fwdOffsets + 4 * i) & OFFSET_MASK);
   const fe = layout.fwdData + (body.readUInt32LE(layout.fwdOffsets + 4 * i + 4) & OFFSET_MASK);
   if (which === 'new') return decodeBlock(body, fs, fe, dst, dstOffset, blockSize, false);
@@ -57,6 +88,12 @@ export function decodeSectionBlock(body: Buffer, layout: SectionLayout, i: numbe
   const be = layout.bwdData + (body.readUInt32LE(layout.bwdOffsets + 4 * i + 4) & OFFSET_MASK);
   if ((b0 & BACKWARD_RAW) !== 0) return decodeBlock(body, bs, be, dst, dstOffset, blockSize, false);
   return decodeBlock(body, fs, fe, dst, dstOffset, blockSize, false) && decodeBlock(body, bs, be, dst, dstOffset, blockSize, true);
+}
+
+/** The CRC32C of block `i`'s new contents, which a pack without forward encodings carries. */
+export function sectionNewCrc(body: Buffer, layout: SectionLayout, i: number): number {
+  assert(layout.forward !== FORWARD.PACK && Number.isInteger(i) && i >= 0 && i < layout.blockCount, `a new-block CRC is read from a pack that keeps them, for a block it holds (block ${i})`);
+  return body.readUInt32LE(layout.fwdOffsets + 4 * i);
 }
 
 /**

@@ -49,6 +49,7 @@ export class PackWriter {
   /** Appends one section whose body (block numbers, offsets, encodings) is `body`. */
   async addSection(volume: number, blocks: number[], sums: SectionSums, body: Buffer): Promise<void> {
     assert(!this.done, `pack ${this.name} takes no section after it is finished`);
+    assert(sums.fwdBytes === 0, `pack ${this.name} is written without forward encodings`);
     const { bodyBytes } = sectionLayout(blocks.length, sums.fwdBytes, sums.bwdBytes);
     assert(body.byteLength >= bodyBytes, `a section body holds its ${bodyBytes} bytes`);
     const header = encodeSectionHeader(volume, blocks.length, sums.fwdBytes, sums.bwdBytes, sums.bodyCrc);
@@ -63,12 +64,12 @@ export class PackWriter {
   }
 
   /** Writes the header, makes the pack durable and gives it its name. */
-  async finish(h: Pick<PackHeader, 't1' | 't2' | 'blockSize' | 'writes' | 'bytesWritten'>): Promise<BuiltPack> {
+  async finish(h: Pick<PackHeader, 't1' | 't2' | 'blockSize' | 'writes' | 'bytesWritten' | 'forward'>): Promise<BuiltPack> {
     assert(!this.done, `pack ${this.name} is finished once`);
     this.done = true;
     const header: PackHeader = {
       firstSeq: this.firstSeq, lastSeq: this.lastSeq, t1: h.t1, t2: h.t2, blockSize: h.blockSize, sections: this.sections.length,
-      writes: h.writes, bytesWritten: h.bytesWritten, changedBlocks: this.blocks, fwdBytes: this.fwdTotal, bwdBytes: this.bwdTotal,
+      writes: h.writes, forward: h.forward, bytesWritten: h.bytesWritten, changedBlocks: this.blocks, fwdBytes: this.fwdTotal, bwdBytes: this.bwdTotal,
     };
     const headerBuf = encodePackHeader(header);
     try {

@@ -15,11 +15,10 @@ export interface BuildTask {
   blockCount: number;
   blockSize: number;
   oldBlocks: number;
+  /** The chunk's new blocks, whose CRC32Cs the worker writes into the forward table; 0: the scheduler wrote them. */
   newBlocks: number;
   /** Section body (block-encoding.ts sectionLayout): block numbers already written here by the scheduler; the worker writes the rest. */
   out: number;
-  /** SCRATCH_BYTES the worker may use (the slot's fragment table, done with by then). */
-  scratch: number;
 }
 
 export interface DecodeTask {

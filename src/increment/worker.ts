@@ -7,7 +7,7 @@ import { workerData } from 'piscina';
 import { loadKernels, type KernelVariant } from '../kernels/kernels.js';
 import type { PoolTask, BuildResult, IoFailure } from './tasks.js';
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
-import { BACKWARD_RAW, sectionLayout } from './block-encoding.js';
+import { sectionLayout } from './block-encoding.js';
 import { OFFSET_BYTES } from '../kernels/format.js';
 import { RECORD_ENTRY_BYTES } from '../kernels/layout.js';
 
@@ -73,37 +73,17 @@ export default function run(task: PoolTask): BuildResult | number | IoFailure {
       return 0;
     case 'build': {
       const n = task.blockCount;
-      if (task.count > 0) k.coalesce(task.table, task.count);
-      // The encodings' sizes are not known yet; the tables' places do not depend on them.
-      const layout = sectionLayout(n, 0, 0);
-      const fwdOffsets = task.out + layout.fwdOffsets;
-      const bwdOffsets = task.out + layout.bwdOffsets;
-      const data = task.out + layout.fwdData;
       const B = task.blockSize;
-      const fwdBytes = k.zeroRunEncode(task.newBlocks, n, B, data, fwdOffsets);
-      // Backward increment, block by block: the XOR of old and new (sparse when a write changed part
-      // of a block), or the old block itself when that is smaller (a block that was zero, say).
-      const bwdStart = data + fwdBytes;
-      let pos = bwdStart;
-      for (let i = 0; i < n; i++) {
-        const oldBlock = task.oldBlocks + i * B;
-        let len = k.deltaEncode(oldBlock, task.newBlocks + i * B, 1, B, pos, task.scratch);
-        let kind = 0;
-        if (len > B / 4) {
-          const raw = k.zeroRunEncode(oldBlock, 1, B, pos + len, task.scratch);
-          if (raw < len) {
-            mem.copyWithin(pos, pos + len, pos + len + raw);
-            len = raw;
-            kind = BACKWARD_RAW;
-          }
-        }
-        view.setUint32(bwdOffsets + OFFSET_BYTES * i, ((pos - bwdStart) | kind) >>> 0, true);
-        pos += len;
-      }
-      view.setUint32(bwdOffsets + OFFSET_BYTES * n, pos - bwdStart, true);
-      const bwdBytes = pos - bwdStart;
-      const bodyBytes = data + fwdBytes + bwdBytes - task.out;
-      return { fwdBytes, bwdBytes, bodyCrc: crc32c(task.out, bodyBytes) };
+      if (task.count > 0) k.coalesce(task.table, task.count);
+      const layout = sectionLayout(n, 0, 0);
+      // Forward table: the CRC32C of each new block (its contents are the window's journal records);
+      // a merge, which has no new blocks, wrote the CRCs it carries over there already.
+      const crcs = task.out + layout.fwdOffsets;
+      if (task.newBlocks !== 0) for (let i = 0; i < n; i++) view.setUint32(crcs + OFFSET_BYTES * i, crc32c(task.newBlocks + i * B, B), true);
+      view.setUint32(crcs + OFFSET_BYTES * n, 0, true);
+      // Backward increment: each old block itself, so the pack gives it back without the new one.
+      const bwdBytes = k.zeroRunEncode(task.oldBlocks, n, B, task.out + layout.fwdData, task.out + layout.bwdOffsets);
+      return { fwdBytes: 0, bwdBytes, bodyCrc: crc32c(task.out, layout.fwdData + bwdBytes) };
     }
     case 'verify':
       for (let i = task.from; i < task.from + task.count; i++) {

@@ -17,17 +17,18 @@
 //     +0                      old blocks      blocksMax * blockSize
 //     +chunk                  new blocks      blocksMax * blockSize
 //     +2 chunk                fragment table  FRAGMENTS_PER_SLOT entries of FRAGMENT_BYTES: u32 dst,
-//                                             u32 src, u32 len, applied in order (coalesce); once
-//                                             coalesced, its first SCRATCH_BYTES are the build's scratch
+//                                             u32 src, u32 len, applied in order (coalesce)
 //     +2 chunk + table        out             one section body (below), worst case for blocksMax blocks
+//                                             in either pack format (a format 1 pack is read back
+//                                             here when recovery redoes its window)
 // section body in a slot's out (the pack's format, src/increment/block-encoding.ts sectionLayout), for n blocks
 //   +0                        n u64 block numbers (the builder writes them)
-//   +8n                       n+1 u32 forward offsets
+//   +8n                       n+1 u32 forward table (format 2: new-block CRC32Cs; format 1: offsets)
 //   +8n + 4(n+1)              n+1 u32 backward offsets
 //   +8n + 8(n+1)              forward encodings, then backward encodings (the build task writes them)
 import { RECORD_HEADER_BYTES } from '../journal/record.js';
 import { sectionLayout } from '../increment/block-encoding.js';
-import { CHUNK_BYTES, encodedBlockBytesMax, OFFSET_BYTES, TOKEN_HEADER_BYTES } from './format.js';
+import { CHUNK_BYTES, encodedBlockBytesMax, TOKEN_HEADER_BYTES } from './format.js';
 
 /** First byte callers may use; the module's static data lies below. */
 export const KERNEL_HEAP_START = 65536;
@@ -41,8 +42,6 @@ export const FRAGMENT_BYTES = 12;
 export const RECORD_ENTRY_BYTES = 12;
 /** Fragments one coalesce task applies at most; the builder flushes a full table and goes on. */
 export const FRAGMENTS_PER_SLOT = 8192;
-/** Bytes of a slot's scratch (a one-block offsets table: two u32). */
-export const SCRATCH_BYTES = 2 * OFFSET_BYTES;
 /** Two slots a thread: one being filled by the scheduler while the other is worked on. */
 export const SLOTS_PER_THREAD = 2;
 /** Regions start on a cache line. */
@@ -71,8 +70,9 @@ export const HOST_MODULE_LAYOUT: Readonly<ModuleLayout> = {
 export const alignArena = (n: number) => Math.ceil(n / ARENA_ALIGN) * ARENA_ALIGN;
 
 /**
- * The largest section body of `blockCount` blocks: both increments at their worst, plus one block
- * of slack, since the build encodes a block's backward delta before it knows the raw old block is smaller.
+ * The largest section body of `blockCount` blocks in either format: a format 1 section, with both
+ * increments at their worst plus the block of slack its build needed (it encoded a block's backward
+ * delta before it knew the raw old block was smaller). A format 2 section (backward only) is smaller.
  */
 export function sectionBodyBytesMax(blockCount: number, blockSize: number): number {
   return sectionLayout(blockCount, 0, 0).fwdData + (2 * blockCount + 1) * encodedBlockBytesMax(blockSize);
@@ -97,8 +97,6 @@ export interface Slot {
   /** Fragment table, tableEntries entries of FRAGMENT_BYTES. */
   table: number;
   tableEntries: number;
-  /** SCRATCH_BYTES the build task may use: the fragment table's head, done with by then. */
-  scratch: number;
   /** The section body. */
   out: number;
   outBytes: number;
@@ -130,7 +128,7 @@ export function arenaLayout(shape: ArenaShape): ArenaLayout {
     slots.push({
       id, blocksMax,
       oldBlocks: at, newBlocks: at + chunk,
-      table, tableEntries: FRAGMENTS_PER_SLOT, scratch: table,
+      table, tableEntries: FRAGMENTS_PER_SLOT,
       out: table + tableBytes, outBytes,
     });
     at += slotBytes;

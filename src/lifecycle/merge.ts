@@ -1,16 +1,21 @@
 // Consolidation: consecutive packs k..m merged into one pack k..m that holds, for every block any of
-// them changed, the oldest contents (from the earliest pack that changed it) and the newest (from the
-// latest). Why that is exact: restoring from the point after m back to the point before k sets each
+// them changed, the oldest contents (from the earliest pack that changed it) and the CRC32C of the
+// newest (from the latest). Why that is exact: restoring from the point after m back to the point before k sets each
 // block changed in k..m back to its contents before k — which is the old contents recorded by the
 // first window that changed it, since no window in between touched it before that one; and going
 // forward from before k, each block ends as the latest window left it. Blocks no window changed are
 // the same at both points. The points inside k..m are given up; the two ends are kept.
 //
-// The merge runs on the kernel pool like a window's build: the oldest and newest contents of a chunk
-// of blocks are decoded into a slot's old and new block regions and the build task encodes the
-// section (forward, backward, CRC) from them, with no writes to coalesce.
+// The newest contents themselves are not kept (FORWARD.CHAIN): after m a block holds what the next
+// pack that changed it recorded as its old contents, or what the replica holds.
+//
+// The merge runs on the kernel pool like a window's build: the oldest contents of a chunk of blocks
+// are decoded into a slot's old block region, the newest blocks' CRCs written to the section's
+// forward table, and the build task encodes the section from them, with no writes to coalesce.
 import { assert } from '../errors.js';
-import { BLOCK_NUMBER_BYTES, sectionLayout } from '../increment/block-encoding.js';
+import { BLOCK_NUMBER_BYTES, FORWARD, sectionLayout } from '../increment/block-encoding.js';
+import { crc32c } from '../encoding/fields.js';
+import { OFFSET_BYTES } from '../kernels/format.js';
 import type { Pack, PackSection } from '../increment/pack.js';
 import { Jobs } from '../increment/jobs.js';
 import { PackWriter, type BuiltPack } from '../increment/pack-writer.js';
@@ -47,6 +52,7 @@ export async function mergePacks(ctx: MergeContext, packs: readonly Pack[]): Pro
       t1: first.t1, t2: last.t2, blockSize: B,
       writes: packs.reduce((n, p) => n + p.header.writes, 0),
       bytesWritten: packs.reduce((n, p) => n + p.header.bytesWritten, 0),
+      forward: FORWARD.CHAIN,
     });
   } catch (err) {
     out.abort();
@@ -76,20 +82,26 @@ async function mergeVolume(ctx: MergeContext, out: PackWriter, packs: readonly P
     const slot = await pool.acquire();
     const job = (async () => {
       const mem = pool.bytes();
+      const layout = sectionLayout(chunk.length, 0, 0);
+      const body = pool.buffer(slot.out, layout.bwdOffsets);
       for (let i = 0; i < chunk.length; i++) {
-        const o = oldest.get(chunk[i])!;
-        const n = newest.get(chunk[i])!;
-        decodeOrThrow(o, 'old', mem, slot.oldBlocks + i * B, B);
-        decodeOrThrow(n, 'new', mem, slot.newBlocks + i * B, B);
+        decodeOrThrow(oldest.get(chunk[i])!, 'old', mem, slot.oldBlocks + i * B, B);
+        body.writeUInt32LE(newestCrc(newest.get(chunk[i])!, mem, slot.newBlocks, B), layout.fwdOffsets + OFFSET_BYTES * i);
+        putU64(body, BLOCK_NUMBER_BYTES * i, chunk[i]);
       }
-      const body = pool.buffer(slot.out, sectionLayout(chunk.length, 0, 0).fwdOffsets);
-      for (let i = 0; i < chunk.length; i++) putU64(body, BLOCK_NUMBER_BYTES * i, chunk[i]);
-      const res = (await pool.run({ kind: 'build', table: slot.table, count: 0, blockCount: chunk.length, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: slot.newBlocks, out: slot.out, scratch: slot.scratch })) as BuildResult;
+      const res = (await pool.run({ kind: 'build', table: slot.table, count: 0, blockCount: chunk.length, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: 0, out: slot.out })) as BuildResult;
       await out.addSection(volume, chunk, res, pool.buffer(slot.out, slot.outBytes));
     })().finally(() => pool.release(slot));
     jobs.add(job);
   }
   await jobs.settle();
+}
+
+/** The CRC32C of a block's newest contents: carried over, or (a format 1 pack) taken of its decoded forward encoding. */
+function newestCrc(at: BlockAt, mem: Uint8Array, scratch: number, B: number): number {
+  if (at.section.forward !== FORWARD.PACK) return at.section.newCrc(at.index);
+  decodeOrThrow(at, 'new', mem, scratch, B);
+  return crc32c(mem.subarray(scratch, scratch + B));
 }
 
 function decodeOrThrow(at: BlockAt, which: 'old' | 'new', mem: Uint8Array, dst: number, B: number): void {

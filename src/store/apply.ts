@@ -4,7 +4,8 @@
 import { assert, RewindError } from '../errors.js';
 import { buildPack, type BuilderContext, type BuiltPack } from '../increment/builder.js';
 import type { Journal } from '../journal/journal.js';
-import { applyForward, syncReplicas, type ReplicaContext } from '../replica/replica.js';
+import { applyWindow, syncReplicas, type ReplicaContext } from '../replica/replica.js';
+import { loadWindowRecords } from '../increment/window-records.js';
 import type { MemoryCatalog } from '../restore/catalog.js';
 import type { TransactionIndex, TxEntry } from '../transactions/transactions.js';
 import type { ClosedWindow } from '../window/closed-window.js';
@@ -217,15 +218,20 @@ export class ApplyPipeline {
     }
   }
 
-  /** Stage one: the window's journal records durable, its pack durable and in the catalog, the replica written. */
+  /**
+   * Stage one: the window's journal records durable and loaded, its pack durable and in the catalog,
+   * the replica written (the pack's old blocks with the records replayed over them).
+   */
   private async prepare(w: QueuedWindow): Promise<void> {
     await this.ctx.journal.flush();
+    // Loaded on every try: the journal region is the pool's, and holds one window's records at a time.
+    const loaded = await loadWindowRecords(this.ctx.builder.pool, this.ctx.journal.reader, w);
     if (!w.built) {
-      w.built = await buildPack(this.ctx.builder, w);
+      w.built = await buildPack(this.ctx.builder, w, loaded);
       this.ctx.catalog.add({ firstSeq: w.firstSeq, lastSeq: w.lastSeq, path: w.built.path });
     }
     // From here on a retry must not rebuild: the replica may be partly updated, so it redoes from the pack.
-    w.touched = await applyForward(this.ctx.replica, w.built.path, w.built.sections);
+    w.touched = await applyWindow(this.ctx.replica, { path: w.built.path, forward: w.built.header.forward, sections: w.built.sections }, loaded);
     this.ctx.redoProduction();
   }
 

@@ -6,7 +6,10 @@ import { listPacks, readPack } from '../increment/pack.js';
 import { sectionPlacements } from '../increment/sections.js';
 import type { Journal } from '../journal/journal.js';
 import type { RecordRef } from '../journal/reader.js';
-import { applyForward, syncReplicas, type ReplicaContext } from '../replica/replica.js';
+import { applyWindow, syncReplicas, type ReplicaContext } from '../replica/replica.js';
+import { FORWARD } from '../increment/block-encoding.js';
+import { loadWindowRecords } from '../increment/window-records.js';
+import { assert } from '../errors.js';
 import type { MemoryCatalog } from '../restore/catalog.js';
 import { joinPath, type Storage } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
@@ -43,9 +46,13 @@ export async function recover(ctx: RecoveryContext, tail: RecordRef[], unclean: 
     }
     // A pack is complete once it exists (written under a temporary name); the replica may be partly updated: redo.
     const pack = readPack(storage, path);
-    ctx.catalog.add({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path });
-    await syncReplicas(ctx.replica, await applyForward(ctx.replica, path, sectionPlacements(pack)));
     const h = pack.header;
+    ctx.catalog.add({ firstSeq: p.firstSeq, lastSeq: p.lastSeq, path });
+    const records = tail.filter((r) => r.seq >= h.firstSeq && r.seq <= h.lastSeq);
+    assert(records.length === h.lastSeq - h.firstSeq + 1, `the journal holds every write of the unapplied window ${h.firstSeq}..${h.lastSeq}`);
+    const window = { id: index.nextId, firstSeq: h.firstSeq, lastSeq: h.lastSeq, records };
+    const loaded = h.forward === FORWARD.PACK ? null : await loadWindowRecords(ctx.replica.pool, journal.reader, window);
+    await syncReplicas(ctx.replica, await applyWindow(ctx.replica, { path, forward: h.forward, sections: sectionPlacements(pack) }, loaded));
     // Its transaction id is the next one: windows are entered in order and none is queued yet.
     await recordApplied(index, { id: index.nextId, firstSeq: h.firstSeq, lastSeq: h.lastSeq, t1: h.t1, t2: h.t2, bytes: h.bytesWritten, records: [first] }, {
       sections: h.sections, writes: h.writes, changedBlocks: h.changedBlocks, fwdBytes: h.fwdBytes, bwdBytes: h.bwdBytes, packBytes: pack.bytes, headerCrc: pack.headerCrc,

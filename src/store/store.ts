@@ -88,7 +88,7 @@ export class Store {
       journal: o.journal,
       index: o.index,
       catalog: o.catalog,
-      builder: { ...replica, dir: joinPath(o.dir, 'increments'), journal: o.journal.reader },
+      builder: { ...replica, dir: joinPath(o.dir, 'increments') },
       replica,
       redoProduction: () => this.production.redoFailed(),
       onApplied: () => (o.autoLifecycle ? this.lifecycle.kick() : undefined),

@@ -1,7 +1,10 @@
-// Verify's replica check: each block of each replica equals the newest forward increment that wrote
-// it, over the chain of packs (a merged pack's forward contents are those of the newest window it
-// covers). Blocks whose newest window was dropped by retention cannot be checked and are not.
+// Verify's replica check: each block of each replica equals what the newest pack that changed it
+// says it became: the CRC32C of its new contents (a pack of format 2; a merged pack carries the
+// newest window's), or its decoded forward encoding (format 1). Blocks whose newest window was
+// dropped by retention cannot be checked and are not.
 import { listPacks, readPack, type Pack } from '../increment/pack.js';
+import { FORWARD } from '../increment/block-encoding.js';
+import { crc32c } from '../encoding/fields.js';
 import { joinPath, type Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import type { ReplicaPack } from './pack-check.js';
@@ -22,7 +25,6 @@ export interface ReplicaCheckContext {
 /** `packs` in seq order. */
 export function checkReplica(ctx: ReplicaCheckContext, packs: readonly ReplicaPack[], found: Findings): void {
   const B = ctx.blockSize;
-  const expected = Buffer.allocUnsafe(B);
   const old = Buffer.allocUnsafe(B);
   const actual = Buffer.allocUnsafe(B);
   for (const v of ctx.volumes.volumes) {
@@ -33,10 +35,9 @@ export function checkReplica(ctx: ReplicaCheckContext, packs: readonly ReplicaPa
         if (seen.has(block)) continue;
         seen.add(block);
         try {
-          pack.decode(v.index, block, 'new', expected, 0);
           const n = v.replica.read(actual, block * B);
           if (n < B) actual.fill(0, n);
-          if (actual.equals(expected)) {
+          if (isNew(pack, v.index, block, actual, old)) {
             found.checked.replicaBlocks++;
             continue;
           }
@@ -80,10 +81,16 @@ function matchesUnapplied(packs: readonly ReplicaPack[], newest: number, volume:
   for (let i = newest; i >= 0 && !packs[i].applied; i--) {
     const p: Pack = packs[i].pack;
     if (!p.blocksOf(volume).has(block)) continue;
-    for (const which of ['new', 'old'] as const) {
-      p.decode(volume, block, which, scratch, 0);
-      if (actual.equals(scratch)) return true;
-    }
+    if (isNew(p, volume, block, actual, scratch)) return true;
+    p.decode(volume, block, 'old', scratch, 0);
+    if (actual.equals(scratch)) return true;
   }
   return false;
+}
+
+/** Are `actual` the contents pack `p` left block `block` of `volume` with? */
+function isNew(p: Pack, volume: number, block: number, actual: Buffer, scratch: Buffer): boolean {
+  if (p.header.forward !== FORWARD.PACK) return crc32c(actual) === p.newCrc(volume, block);
+  p.decode(volume, block, 'new', scratch, 0);
+  return actual.equals(scratch);
 }

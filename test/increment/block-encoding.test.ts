@@ -5,7 +5,7 @@
 // to the old contents through either backward encoding (old XOR new, or the old block itself); and
 // a token stream that is cut short, runs past its end or has bytes left over is refused.
 import { describe, expect, it } from 'vitest';
-import { BACKWARD_RAW, decodeBlock, decodeSectionBlock, sectionLayout, xorInto } from '../../src/increment/block-encoding.js';
+import { BACKWARD_RAW, decodeBlock, decodeSectionBlock, FORWARD, sectionLayout, sectionNewCrc, xorInto } from '../../src/increment/block-encoding.js';
 import { encodedBlockBytesMax } from '../../src/kernels/format.js';
 import { deltaEncode, xor as refXor, zeroRunDecode, zeroRunEncode } from '../../src/kernels/reference.js';
 import { prng } from '../../src/prng.js';
@@ -189,7 +189,7 @@ describe('decodeSectionBlock', () => {
         : deltaEncode(mem, (n + i) * B, i * B, 1, B, bwdOut + bwd, scratch);
     }
     bwdOffsets.push(bwd);
-    const layout = sectionLayout(n, fwd, bwd);
+    const layout = sectionLayout(n, fwd, bwd, FORWARD.PACK);
     const out = Buffer.alloc(layout.bodyBytes);
     for (let i = 0; i < n; i++) out.writeBigUInt64LE(BigInt(10 * i), 8 * i);
     Buffer.from(mem.subarray(fwdOff, fwdOff + 4 * (n + 1))).copy(out, layout.fwdOffsets);
@@ -206,7 +206,7 @@ describe('decodeSectionBlock', () => {
     const news = Array.from({ length: n }, (_, i) => sparseBlock(rand, [1, 0.5, 0][i % 3]));
     const raw = Array.from({ length: n }, (_, i) => i % 2 === 0);
     const s = body(olds, news, raw);
-    const layout = sectionLayout(n, s.fwd, s.bwd);
+    const layout = sectionLayout(n, s.fwd, s.bwd, FORWARD.PACK);
     expect(layout.bodyBytes).toBe(8 * n + 2 * 4 * (n + 1) + s.fwd + s.bwd);
     for (let i = 0; i < n; i++) {
       for (const shift of [0, 1, 4]) {
@@ -220,5 +220,31 @@ describe('decodeSectionBlock', () => {
     }
     expect(decodeSectionBlock(s.body, layout, -1, 'old', Buffer.alloc(B), 0, B)).toBe(false);
     expect(decodeSectionBlock(s.body, layout, n, 'new', Buffer.alloc(B), 0, B)).toBe(false);
+  });
+
+  it('a pack without forward encodings gives back old blocks whole and the new blocks\' CRCs', () => {
+    const rand = prng(17);
+    const n = 9;
+    const olds = Array.from({ length: n }, (_, i) => sparseBlock(rand, [0, 0.5, 1][i % 3]));
+    const mem = new Uint8Array(n * B + encodedBlockBytesMax(B) * n + 4 * (n + 1));
+    olds.forEach((b, i) => mem.set(b, i * B));
+    const encAt = n * B;
+    const offAt = encAt + encodedBlockBytesMax(B) * n;
+    const bwd = zeroRunEncode(mem, 0, n, B, encAt, offAt);
+    for (const forward of [FORWARD.JOURNAL, FORWARD.CHAIN]) {
+      const layout = sectionLayout(n, 0, bwd, forward);
+      const out = Buffer.alloc(layout.bodyBytes);
+      for (let i = 0; i < n; i++) out.writeUInt32LE(1000 + i, layout.fwdOffsets + 4 * i);
+      Buffer.from(mem.subarray(offAt, offAt + 4 * (n + 1))).copy(out, layout.bwdOffsets);
+      Buffer.from(mem.subarray(encAt, encAt + bwd)).copy(out, layout.bwdData);
+      for (let i = 0; i < n; i++) {
+        const dst = Buffer.alloc(B, 0xcc);
+        expect(decodeSectionBlock(out, layout, i, 'old', dst, 0, B)).toBe(true);
+        expect(dst.equals(olds[i]), `old ${i}`).toBe(true);
+        expect(sectionNewCrc(out, layout, i)).toBe(1000 + i);
+      }
+      // The new blocks are not in such a pack: asking for them is a bug, not damage.
+      expect(() => decodeSectionBlock(out, layout, 0, 'new', Buffer.alloc(B), 0, B)).toThrow(/decoded only from a pack that holds them/);
+    }
   });
 });

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/encoding/fields.js';
 import { RewindError } from '../../src/errors.js';
-import { decodeBlock, sectionBodyBytes } from '../../src/increment/block-encoding.js';
+import { decodeBlock, FORWARD, sectionBodyBytes } from '../../src/increment/block-encoding.js';
 import {
   encodePackHeader, encodeSectionHeader, listPacks, packName, PACK_HEADER_BYTES, readPack, SECTION_HEADER_BYTES, type PackHeader,
 } from '../../src/increment/pack.js';
@@ -98,7 +98,7 @@ function buildPack(sections: SectionSpec[], overrideHeader: Partial<PackHeader> 
   }
   const header: PackHeader = {
     firstSeq: 101, lastSeq: 117, t1: 1_800_000_000_123, t2: 1_800_000_004_567, blockSize: B, sections: sections.length,
-    writes: 17, bytesWritten: 17 * 700, changedBlocks: blocks, fwdBytes: fwdTotal, bwdBytes: bwdTotal, ...overrideHeader,
+    writes: 17, forward: FORWARD.PACK, bytesWritten: 17 * 700, changedBlocks: blocks, fwdBytes: fwdTotal, bwdBytes: bwdTotal, ...overrideHeader,
   };
   return { bytes: Buffer.concat([encodePackHeader(header), ...parts]), header, sectionAt, bodyBytes };
 }
@@ -179,6 +179,34 @@ describe('reading a pack', () => {
       });
     }
     expect(() => pack.decode(0, 1, 'new', dst, 0)).toThrow(/no block 1 of volume 0/);
+  });
+
+  it('reads a format 1 pack (version 1, forward encodings in the pack) as forward PACK', () => {
+    const ss = specs(3);
+    const built = buildPack(ss);
+    const v1 = Buffer.from(built.bytes);
+    v1.writeUInt16LE(1, 4);
+    v1.writeUInt32LE(0, 52);
+    v1.writeUInt32LE(crc32c(v1.subarray(0, 92)), 92);
+    fs.writeFileSync(file, v1);
+    const pack = readPack(nodeStorage, file);
+    expect(pack.header.forward).toBe(FORWARD.PACK);
+    const dst = Buffer.alloc(B);
+    pack.decode(ss[0].volume, ss[0].blocks[1], 'new', dst, 0);
+    expect(dst.equals(ss[0].newData[1])).toBe(true);
+  });
+
+  it('refuses a pack of an unknown version or forward kind, and forward encodings in a pack that says they are in the journal', () => {
+    const ss = specs(4);
+    const v3 = Buffer.from(buildPack(ss).bytes);
+    v3.writeUInt16LE(3, 4);
+    v3.writeUInt32LE(crc32c(v3.subarray(0, 92)), 92);
+    fs.writeFileSync(file, v3);
+    expectCorrupt(() => readPack(nodeStorage, file), 0, /pack version 3 is not supported/);
+    fs.writeFileSync(file, buildPack(ss, { forward: 7 as never }).bytes);
+    expectCorrupt(() => readPack(nodeStorage, file), 0, /unknown forward kind 7/);
+    fs.writeFileSync(file, buildPack(ss, { forward: FORWARD.JOURNAL }).bytes);
+    expectCorrupt(() => readPack(nodeStorage, file), PACK_HEADER_BYTES, /holds forward encodings/);
   });
 
   it('reads a pack with no sections (a window whose writes changed nothing)', () => {

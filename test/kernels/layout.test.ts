@@ -5,10 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { RECORD_HEADER_BYTES } from '../../src/journal/record.js';
 import { encodedBlockBytesMax } from '../../src/kernels/format.js';
 import {
-  ARENA_ALIGN, arenaLayout, FRAGMENT_BYTES, KERNEL_HEAP_START, RECORD_ENTRY_BYTES, SCRATCH_BYTES, sectionBodyBytesMax,
+  ARENA_ALIGN, arenaLayout, FRAGMENT_BYTES, KERNEL_HEAP_START, RECORD_ENTRY_BYTES, sectionBodyBytesMax,
   SLOTS_PER_THREAD, type ArenaShape,
 } from '../../src/kernels/layout.js';
-import { sectionLayout } from '../../src/increment/block-encoding.js';
+import { FORWARD, sectionLayout } from '../../src/increment/block-encoding.js';
 
 const shapes: ArenaShape[] = [
   { threads: 1, blockSize: 4096, chunkBytes: 2 << 20, windowBytesMax: 64 << 20, windowWritesMax: 65536 },
@@ -30,8 +30,6 @@ describe('kernel memory layout', () => {
       for (const s of l.slots) {
         const chunk = s.blocksMax * shape.blockSize;
         expect(s.blocksMax).toBe(Math.max(1, Math.floor(shape.chunkBytes / shape.blockSize)));
-        expect(s.scratch).toBe(s.table);
-        expect(s.tableEntries * FRAGMENT_BYTES).toBeGreaterThanOrEqual(SCRATCH_BYTES);
         expect(s.outBytes).toBeGreaterThanOrEqual(sectionBodyBytesMax(s.blocksMax, shape.blockSize));
         regions.push(
           [`slot ${s.id} old`, s.oldBlocks, chunk],
@@ -52,8 +50,8 @@ describe('kernel memory layout', () => {
   }
 
   it('lays a section body out as block numbers, two offsets tables, then the encodings', () => {
-    expect(sectionLayout(3, 10, 20)).toEqual({ blockCount: 3, fwdOffsets: 24, bwdOffsets: 40, fwdData: 56, bwdData: 66, bodyBytes: 86 });
-    // Both increments at their worst, plus the old block a backward delta is encoded beside.
+    expect(sectionLayout(3, 10, 20, FORWARD.PACK)).toEqual({ blockCount: 3, forward: FORWARD.PACK, fwdOffsets: 24, bwdOffsets: 40, fwdData: 56, bwdData: 66, bodyBytes: 86 });
+    // A format 1 section at its worst (read back for a redo): both increments, plus the old block a backward delta was encoded beside.
     expect(sectionBodyBytesMax(3, 4096)).toBe(56 + 7 * encodedBlockBytesMax(4096));
   });
 });

@@ -1,0 +1,54 @@
+// The fragment table of a slot: the writes of a window clipped to one chunk of changed blocks, as
+// (destination, source, length) copies the coalesce kernel applies in order, so each block ends as
+// the last write left it. The builder fills it to compute a chunk's new blocks from its old ones;
+// the replica apply fills it to replay the window over the old blocks its pack holds.
+import type { RecordRef } from '../journal/reader.js';
+import { FRAGMENT_BYTES } from '../kernels/layout.js';
+import type { KernelPool, Slot } from './pool.js';
+import type { LoadedWindow, VolumeWrites } from './window-records.js';
+
+export interface ChunkWrites {
+  /** Where the chunk's blocks are in the arena (each block B bytes, in the order of `blocks`). */
+  dst: number;
+  /** The chunk: changed blocks [start, start + count) of `volume`. */
+  start: number;
+  count: number;
+  volume: VolumeWrites;
+  loaded: LoadedWindow;
+}
+
+/**
+ * Writes the chunk's fragments into the slot's table after `head` (fragments placed first, such as
+ * "new = old"), running the coalesce kernel whenever the table is full. Returns the number of
+ * fragments left in the table, not yet applied.
+ */
+export async function fillFragments(pool: KernelPool, slot: Slot, c: ChunkWrites, head: readonly [number, number, number][] = []): Promise<number> {
+  const B = c.volume.blockSize;
+  const blocks = c.volume.blocks;
+  const table = pool.buffer(slot.table, slot.tableEntries * FRAGMENT_BYTES);
+  let count = 0;
+  const push = async (dst: number, from: number, len: number) => {
+    table.writeUInt32LE(dst, count * FRAGMENT_BYTES);
+    table.writeUInt32LE(from, count * FRAGMENT_BYTES + 4);
+    table.writeUInt32LE(len, count * FRAGMENT_BYTES + 8);
+    count++;
+    if (count === slot.tableEntries) {
+      await pool.run({ kind: 'coalesce', table: slot.table, count });
+      count = 0;
+    }
+  };
+  for (const [dst, from, len] of head) await push(dst, from, len);
+  const end = c.start + c.count - 1;
+  const { payload, window } = c.loaded;
+  for (const r of c.volume.touching(c.start, end) as RecordRef[]) {
+    const g0 = c.volume.firstIndexOf(r);
+    const startIndex = Math.max(g0, c.start);
+    const endIndex = Math.min(g0 + Math.floor((r.offset + r.length - 1) / B) - Math.floor(r.offset / B), end);
+    const byteFrom = Math.max(r.offset, blocks[startIndex] * B);
+    const byteTo = Math.min(r.offset + r.length, (blocks[endIndex] + 1) * B);
+    if (byteTo <= byteFrom) continue;
+    const dst = c.dst + (startIndex - c.start) * B + (byteFrom - blocks[startIndex] * B);
+    await push(dst, payload[r.seq - window.firstSeq] + (byteFrom - r.offset), byteTo - byteFrom);
+  }
+  return count;
+}
