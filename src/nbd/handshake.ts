@@ -296,6 +296,8 @@ export class HandshakeSession {
         if (set) this.selected = null;
         const answer = answerMetaContext(provider, option, data, this.structuredReplies);
         if (answer.kind === 'error') {
+          // Clients print only that the context is not offered: the reason goes to the server's log too.
+          this.config.log(`nbd: option ${option} (${set ? 'SET' : 'LIST'}_META_CONTEXT) refused: ${answer.message}`);
           fail(answer.reply, answer.message);
           return null;
         }
