@@ -11,6 +11,7 @@ import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
 import { serveCommand } from './commands/serve.js';
 import { configCommand } from './commands/config.js';
+import { diffCommand } from './commands/diff.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -92,6 +93,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--nearest', 'when the target is no longer held (retention retired it), restore the nearest held point at or before it')
     .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds')
     .action(run((store, opts) => restoreCommand(io, store, opts)));
+
+  program
+    .command('diff')
+    .description('list the extents of a volume written between two points (changed blocks, merged, in order), from the index and packs alone')
+    .argument('<store>', 'store directory')
+    .requiredOption('--volume <name>', 'volume to compare')
+    .option('--from <N>', 'start point: the state after write N (0: before the first write); the extents are of writes after it')
+    .option('--from-time <ISO>', 'start point: the state after every write stamped at or before this time')
+    .option('--to <N>', 'end point: the state after write N (default: the newest write)')
+    .option('--to-time <ISO>', 'end point: the state after every write stamped at or before this time')
+    .option('--json', 'one JSON document: {"extents": [{"offset", "length"}, ...], "volume", "fromSeq", "toSeq", "blockSize", "bytes"}')
+    .action(run((store, opts) => diffCommand(io, store, opts)));
 
   program
     .command('verify')

@@ -15,6 +15,7 @@ export const OPTION_REPLY_MAGIC_LO = 0x045565a9;
 
 export const REQUEST_MAGIC = 0x25609513;
 export const SIMPLE_REPLY_MAGIC = 0x67446698;
+export const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
 
 // Handshake flags (server, 16 bits) and client flags (32 bits).
 export const FLAG_FIXED_NEWSTYLE = 1 << 0;
@@ -42,11 +43,14 @@ export const OPT_STARTTLS = 5;
 export const OPT_INFO = 6;
 export const OPT_GO = 7;
 export const OPT_STRUCTURED_REPLY = 8;
+export const OPT_LIST_META_CONTEXT = 9;
+export const OPT_SET_META_CONTEXT = 10;
 
 // Option replies.
 export const REP_ACK = 1;
 export const REP_SERVER = 2;
 export const REP_INFO = 3;
+export const REP_META_CONTEXT = 4;
 const REP_ERR = 0x80000000;
 export const REP_ERR_UNSUP = REP_ERR + 1;
 export const REP_ERR_POLICY = REP_ERR + 2;
@@ -81,6 +85,17 @@ export const CMD_FLAG_DF = 1 << 2;
 export const CMD_FLAG_REQ_ONE = 1 << 3;
 export const CMD_FLAG_FAST_ZERO = 1 << 4;
 
+// Structured replies: the flag of a reply's last chunk, and chunk types.
+export const REPLY_FLAG_DONE = 1 << 0;
+export const REPLY_TYPE_NONE = 0;
+export const REPLY_TYPE_OFFSET_DATA = 1;
+export const REPLY_TYPE_BLOCK_STATUS = 5;
+export const REPLY_TYPE_ERROR = (1 << 15) + 1;
+
+// base:allocation flags (proto.md "Metadata querying").
+export const STATE_HOLE = 1 << 0;
+export const STATE_ZERO = 1 << 1;
+
 // Error values sent in replies.
 export const NBD_EPERM = 1;
 export const NBD_EIO = 5;
@@ -94,6 +109,7 @@ export const NBD_ESHUTDOWN = 108;
 // Sizes of fixed wire structures.
 export const REQUEST_HEADER_BYTES = 28;
 export const SIMPLE_REPLY_HEADER_BYTES = 16;
+export const STRUCTURED_REPLY_HEADER_BYTES = 20;
 export const OPTION_HEADER_BYTES = 16;
 export const OPTION_REPLY_HEADER_BYTES = 20;
 export const EXPORT_NAME_ZEROES_BYTES = 124;
@@ -140,4 +156,13 @@ export const NBD_LIMITS = {
    * most one reply (a 64 MiB read is answered, not refused).
    */
   replyQueueBytesMax: 64 * MiB,
+  /** Queries in one NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT (more: NBD_REP_ERR_TOO_BIG). */
+  metaContextQueriesMax: 64,
+  /** Metadata contexts one connection may select (more: NBD_REP_ERR_TOO_BIG). */
+  metaContextsSelectedMax: 8,
+  /**
+   * Extents in one block-status chunk. proto.md caps it at 2^20; this keeps a reply at 512 KiB, and
+   * a client asks again from where the reply stopped.
+   */
+  blockStatusExtentsMax: 64 * KiB,
 } as const;

@@ -28,6 +28,25 @@ export interface NbdExport {
   flush(): void | Promise<void>;
   /** The connection is done with it (views release resources). Called once, after every call settled. */
   close(): void | Promise<void>;
+  /**
+   * Block status (NBD_CMD_BLOCK_STATUS) of metadata context `context`, one of the names the export
+   * was opened with, for [offset, offset + length) (in range, length >= 1): consecutive extents from
+   * `offset`, at least one; the server clips them to the request. Without this method,
+   * `base:allocation` (the only context then offered) is answered "allocated, contents unknown" (flags 0).
+   */
+  blockStatus?(context: string, offset: number, length: number): readonly BlockStatusExtent[] | Promise<readonly BlockStatusExtent[]>;
+}
+
+/** A run of bytes with one status: the meaning of `flags` is the metadata context's. */
+export interface BlockStatusExtent {
+  readonly length: number;
+  readonly flags: number;
+}
+
+/** What the client negotiated for the export it opens (NBD_OPT_SET_META_CONTEXT). */
+export interface OpenOptions {
+  /** The metadata contexts selected for this export, `base:allocation` included when chosen. */
+  readonly metaContexts: readonly string[];
 }
 
 export interface ExportProvider {
@@ -38,7 +57,16 @@ export interface ExportProvider {
    * this client from using it now), NBD_REP_ERR_UNKNOWN for anything else (no export by that name,
    * or it cannot be opened). Any error class will do: the server looks only at `code` and `message`.
    */
-  open(name: string): NbdExport | Promise<NbdExport>;
+  open(name: string, opts?: OpenOptions): NbdExport | Promise<NbdExport>;
+  /**
+   * Metadata contexts of export `name` outside the `base:` namespace (the server answers `base:`
+   * itself): for NBD_OPT_LIST_META_CONTEXT (`mode` 'list'; `queries` null: every context, or a
+   * leaf-less query such as "qemu:" as a wildcard) or NBD_OPT_SET_META_CONTEXT ('set': the names
+   * each selecting one context). Queries of unknown namespaces are ignored. Returns the matching
+   * context names; null when there is no export by that name. A thrown error refuses the option with
+   * its message (NBD_REP_ERR_INVALID). Without this method only `base:allocation` is offered.
+   */
+  metaContexts?(name: string, queries: readonly string[] | null, mode: 'list' | 'set'): string[] | null;
 }
 
 /** The `code` of an error thrown by ExportProvider.open() that refuses a client by policy. */

@@ -3,6 +3,10 @@
 // handshake session (handshake.ts) decides which to send.
 import {
   FLAG_FIXED_NEWSTYLE,
+  INFO_BLOCK_SIZE,
+  INFO_DESCRIPTION,
+  INFO_EXPORT,
+  INFO_NAME,
   FLAG_NO_ZEROES,
   IHAVEOPT_HI,
   IHAVEOPT_LO,
@@ -97,6 +101,34 @@ export function parseInfoRequest(data: Buffer): InfoRequest | string {
   return { name, infos };
 }
 
+
+/**
+ * The NBD_REP_INFO payloads for NBD_OPT_INFO/GO: NBD_INFO_EXPORT and NBD_INFO_BLOCK_SIZE always (the
+ * maximum is below the protocol's default, unlimited), NAME and DESCRIPTION when asked (and known).
+ */
+export function infoReplies(exp: NbdExport, infos: readonly number[], maxPayloadBytes: number, description: string | undefined): Buffer[] {
+  const out: Buffer[] = [];
+  const info = Buffer.allocUnsafe(12);
+  info.writeUInt16BE(INFO_EXPORT, 0);
+  writeUInt64(info, exp.size, 2);
+  info.writeUInt16BE(transmissionFlags(exp), 10);
+  out.push(info);
+  const sizes = Buffer.allocUnsafe(14);
+  sizes.writeUInt16BE(INFO_BLOCK_SIZE, 0);
+  sizes.writeUInt32BE(NBD_LIMITS.blockSizeMin, 2);
+  sizes.writeUInt32BE(NBD_LIMITS.blockSizePreferred, 6);
+  sizes.writeUInt32BE(Math.min(maxPayloadBytes, NBD_LIMITS.blockSizeMaxAdvertised), 10);
+  out.push(sizes);
+  const tagged = (type: number, text: Buffer) => {
+    const payload = Buffer.allocUnsafe(2 + text.length);
+    payload.writeUInt16BE(type, 0);
+    text.copy(payload, 2);
+    out.push(payload);
+  };
+  if (infos.includes(INFO_NAME)) tagged(INFO_NAME, Buffer.from(exp.name, 'utf8'));
+  if (infos.includes(INFO_DESCRIPTION) && description) tagged(INFO_DESCRIPTION, messageBytes(description));
+  return out;
+}
 
 export function writeUInt64(buf: Buffer, value: number, pos: number): void {
   buf.writeUInt32BE(Math.floor(value / 0x1_0000_0000), pos);

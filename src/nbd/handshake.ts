@@ -1,6 +1,8 @@
 // Fixed newstyle handshake: greeting, client flags, then option haggling until the client picks an
 // export (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), aborts, or breaks the protocol. Handshake traffic is
 // small and bounded (NBD_LIMITS.optionBytesMax), so it is buffered simply; the hot path is elsewhere.
+// NBD_OPT_STRUCTURED_REPLY is acknowledged; the metadata-context options are meta-context.ts's, and
+// the selection of the last SET goes with the export to transmission if the client opens that one.
 //
 // TLS (proto.md "TLS support"): with tls 'off' (NOTLS) NBD_OPT_STARTTLS gets NBD_REP_ERR_UNSUP.
 // Otherwise STARTTLS is answered NBD_REP_ACK and config.startTls() upgrades the connection at once;
@@ -14,10 +16,7 @@ import {
   FLAG_C_NO_ZEROES,
   IHAVEOPT_HI,
   IHAVEOPT_LO,
-  INFO_BLOCK_SIZE,
   INFO_DESCRIPTION,
-  INFO_EXPORT,
-  INFO_NAME,
   NBD_LIMITS,
   OPTION_HEADER_BYTES,
   OPT_ABORT,
@@ -25,7 +24,10 @@ import {
   OPT_GO,
   OPT_INFO,
   OPT_LIST,
+  OPT_LIST_META_CONTEXT,
+  OPT_SET_META_CONTEXT,
   OPT_STARTTLS,
+  OPT_STRUCTURED_REPLY,
   REP_ACK,
   REP_ERR_INVALID,
   REP_ERR_POLICY,
@@ -33,12 +35,14 @@ import {
   REP_ERR_UNKNOWN,
   REP_ERR_UNSUP,
   REP_INFO,
+  REP_META_CONTEXT,
   REP_SERVER,
 } from './constants.js';
 import {
-  decodeString, EMPTY, greeting, messageBytes, optionReply, parseInfoRequest, transmissionFlags, writeUInt64, type InfoRequest,
+  decodeString, EMPTY, greeting, infoReplies, messageBytes, optionReply, parseInfoRequest, transmissionFlags, writeUInt64, type InfoRequest,
 } from './handshake-wire.js';
-import { EXPORT_POLICY_CODE, type ExportProvider, type NbdExport } from './export.js';
+import { EXPORT_POLICY_CODE, type ExportProvider, type NbdExport, type OpenOptions } from './export.js';
+import { answerMetaContext, metaContextReplyData } from './meta-context.js';
 
 export interface HandshakeConfig {
   readonly provider: ExportProvider;
@@ -57,8 +61,16 @@ export interface HandshakeConfig {
   readonly startTls?: () => void;
 }
 
+/** What the transmission phase needs from the negotiation besides the export. */
+export interface Negotiated {
+  /** NBD_OPT_STRUCTURED_REPLY was acknowledged: reads (and block status) get structured replies. */
+  readonly structuredReplies: boolean;
+  /** The metadata contexts selected for the export opened; context id i + 1 is metaContexts[i]. */
+  readonly metaContexts: readonly string[];
+}
+
 export type HandshakeOutcome =
-  | { readonly kind: 'transmission'; readonly export: NbdExport; readonly leftover: Buffer }
+  | { readonly kind: 'transmission'; readonly export: NbdExport; readonly leftover: Buffer; readonly negotiated: Negotiated }
   | { readonly kind: 'close'; readonly reason: string };
 
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -74,6 +86,9 @@ export class HandshakeSession {
   private wake: (() => void) | null = null;
   private noZeroes = false;
   private tlsActive = false;
+  private structuredReplies = false;
+  /** The last NBD_OPT_SET_META_CONTEXT's selection, and the export it named. */
+  private selected: { exportName: string; names: string[] } | null = null;
 
   constructor(private readonly config: HandshakeConfig) {}
 
@@ -187,6 +202,9 @@ export class HandshakeSession {
       if (this.buffered > 0) return { kind: 'close', reason: 'client sent more data after NBD_OPT_STARTTLS before its reply' };
       reply(REP_ACK);
       this.tlsActive = true;
+      // proto.md: no negotiation state survives STARTTLS.
+      this.structuredReplies = false;
+      this.selected = null;
       this.config.startTls!();
       return null;
     }
@@ -203,7 +221,7 @@ export class HandshakeSession {
         if (name === null) return { kind: 'close', reason: 'NBD_OPT_EXPORT_NAME with an invalid name' };
         let exp: NbdExport;
         try {
-          exp = await provider.open(name);
+          exp = await provider.open(name, this.openOptions(name));
         } catch (err) {
           return { kind: 'close', reason: `NBD_OPT_EXPORT_NAME "${name}": ${errorMessage(err)}` };
         }
@@ -211,7 +229,7 @@ export class HandshakeSession {
         writeUInt64(tail, exp.size, 0);
         tail.writeUInt16BE(transmissionFlags(exp), 8);
         send(tail);
-        return { kind: 'transmission', export: exp, leftover: this.leftover() };
+        return { kind: 'transmission', export: exp, leftover: this.leftover(), negotiated: this.negotiated(name) };
       }
       case OPT_LIST: {
         if (data.length !== 0) {
@@ -246,7 +264,7 @@ export class HandshakeSession {
         }
         let exp: NbdExport;
         try {
-          exp = await provider.open(request.name);
+          exp = await provider.open(request.name, option === OPT_GO ? this.openOptions(request.name) : undefined);
         } catch (err) {
           const code = (err as { code?: unknown } | null)?.code;
           fail(code === EXPORT_POLICY_CODE ? REP_ERR_POLICY : REP_ERR_UNKNOWN, errorMessage(err));
@@ -254,7 +272,7 @@ export class HandshakeSession {
         }
         this.sendInfo(option, exp, request);
         reply(REP_ACK);
-        if (option === OPT_GO) return { kind: 'transmission', export: exp, leftover: this.leftover() };
+        if (option === OPT_GO) return { kind: 'transmission', export: exp, leftover: this.leftover(), negotiated: this.negotiated(request.name) };
         try {
           await exp.close();
         } catch (err) {
@@ -262,48 +280,62 @@ export class HandshakeSession {
         }
         return null;
       }
+      case OPT_STRUCTURED_REPLY: {
+        if (data.length !== 0) {
+          fail(REP_ERR_INVALID, `NBD_OPT_STRUCTURED_REPLY carries no data, got ${data.length} bytes`);
+          return null;
+        }
+        this.structuredReplies = true;
+        reply(REP_ACK);
+        return null;
+      }
+      case OPT_LIST_META_CONTEXT:
+      case OPT_SET_META_CONTEXT: {
+        const set = option === OPT_SET_META_CONTEXT;
+        // A SET replaces the selection even when it fails (proto.md).
+        if (set) this.selected = null;
+        const answer = answerMetaContext(provider, option, data, this.structuredReplies);
+        if (answer.kind === 'error') {
+          // Clients print only that the context is not offered: the reason goes to the server's log too.
+          this.config.log(`nbd: option ${option} (${set ? 'SET' : 'LIST'}_META_CONTEXT) refused: ${answer.message}`);
+          fail(answer.reply, answer.message);
+          return null;
+        }
+        answer.names.forEach((name, i) => reply(REP_META_CONTEXT, metaContextReplyData(set ? i + 1 : 0, name)));
+        if (set) this.selected = { exportName: answer.exportName, names: answer.names };
+        reply(REP_ACK);
+        return null;
+      }
       default:
-        // Includes NBD_OPT_STRUCTURED_REPLY and the meta-context options: clients fall back.
+        // Includes NBD_OPT_EXTENDED_HEADERS: clients fall back.
         fail(REP_ERR_UNSUP, `option ${option} is not supported`);
         return null;
     }
   }
 
+  /** The contexts selected for `name`: those of the last SET, if it named this export. */
+  private contextsFor(name: string): string[] {
+    return this.selected !== null && this.selected.exportName === name ? this.selected.names : [];
+  }
+
+  private openOptions(name: string): OpenOptions {
+    return { metaContexts: this.contextsFor(name) };
+  }
+
+  private negotiated(name: string): Negotiated {
+    return { structuredReplies: this.structuredReplies, metaContexts: this.contextsFor(name) };
+  }
+
   private sendInfo(option: number, exp: NbdExport, request: InfoRequest): void {
     const { send, maxPayloadBytes, provider } = this.config;
-    const info = Buffer.allocUnsafe(12);
-    info.writeUInt16BE(INFO_EXPORT, 0);
-    writeUInt64(info, exp.size, 2);
-    info.writeUInt16BE(transmissionFlags(exp), 10);
-    send(optionReply(option, REP_INFO, info));
-    // Sent whether asked or not: the maximum is below the protocol's default (unlimited).
-    const sizes = Buffer.allocUnsafe(14);
-    sizes.writeUInt16BE(INFO_BLOCK_SIZE, 0);
-    sizes.writeUInt32BE(NBD_LIMITS.blockSizeMin, 2);
-    sizes.writeUInt32BE(NBD_LIMITS.blockSizePreferred, 6);
-    sizes.writeUInt32BE(Math.min(maxPayloadBytes, NBD_LIMITS.blockSizeMaxAdvertised), 10);
-    send(optionReply(option, REP_INFO, sizes));
-    if (request.infos.includes(INFO_NAME)) {
-      const name = Buffer.from(exp.name, 'utf8');
-      const payload = Buffer.allocUnsafe(2 + name.length);
-      payload.writeUInt16BE(INFO_NAME, 0);
-      name.copy(payload, 2);
-      send(optionReply(option, REP_INFO, payload));
-    }
+    let description: string | undefined;
     if (request.infos.includes(INFO_DESCRIPTION)) {
-      let description: string | undefined;
       try {
         description = provider.list().find((e) => e.name === exp.name)?.description;
       } catch {
         description = undefined;
       }
-      if (description) {
-        const text = messageBytes(description);
-        const payload = Buffer.allocUnsafe(2 + text.length);
-        payload.writeUInt16BE(INFO_DESCRIPTION, 0);
-        text.copy(payload, 2);
-        send(optionReply(option, REP_INFO, payload));
-      }
     }
+    for (const info of infoReplies(exp, request.infos, maxPayloadBytes, description)) send(optionReply(option, REP_INFO, info));
   }
 }

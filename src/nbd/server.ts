@@ -4,8 +4,10 @@
 //
 // Spoken: fixed newstyle only (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES); options EXPORT_NAME,
 // GO, INFO (NBD_INFO_EXPORT and NBD_INFO_BLOCK_SIZE always, NAME/DESCRIPTION when asked), LIST,
-// ABORT, STARTTLS when `tls` is given; STRUCTURED_REPLY and anything else get NBD_REP_ERR_UNSUP.
-// Simple replies only.
+// ABORT, STARTTLS when `tls` is given, STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT
+// (meta-context.ts: `base:allocation` for every export, other namespaces the provider's); anything
+// else gets NBD_REP_ERR_UNSUP. Simple replies, except reads and block status once structured
+// replies are negotiated (transmission.ts).
 //
 // TLS (opts.tls): NBD_OPT_STARTTLS is answered NBD_REP_ACK and the socket is upgraded in place (a
 // tls.Server that never listens runs the server side: TLS 1.2 or later, client certificates checked
@@ -15,8 +17,8 @@
 //
 // Reads: plain connections read into one reusable buffer each (socket-reads.ts, NBD_LIMITS.readBufferBytes),
 // TLS-capable listeners through Node's 'data' events.
-// Commands READ, WRITE, FLUSH, TRIM (if the export can), WRITE_ZEROES (NO_HOLE accepted), DISC;
-// FUA on any command. CAN_MULTI_CONN only when the export says flush covers every connection; a
+// Commands READ, WRITE, FLUSH, TRIM (if the export can), WRITE_ZEROES (NO_HOLE accepted), DISC,
+// BLOCK_STATUS (REQ_ONE accepted; block-status.ts) with a metadata context selected; FUA on any command. CAN_MULTI_CONN only when the export says flush covers every connection; a
 // read-only export gets READ_ONLY and no SEND_TRIM / SEND_WRITE_ZEROES.
 //
 // Limits (constants.ts NBD_LIMITS): READ/WRITE payload <= maxPayloadBytes (default 64 MiB, for every
@@ -37,6 +39,7 @@
 //   WRITE or WRITE_ZEROES past the end                              -> ENOSPC (payload consumed)
 //   WRITE, WRITE_ZEROES or TRIM on a read-only export               -> EPERM
 //   TRIM on an export that cannot trim; FLUSH with offset/length    -> EINVAL
+//   BLOCK_STATUS without a selected context, empty or past the end  -> EINVAL
 //   bad request magic                                               -> connection closed
 // Errors thrown by an export: code (or string errno) EPERM/EROFS/EACCES -> EPERM, EINVAL -> EINVAL,
 // ENOSPC/EDQUOT/EFBIG -> ENOSPC, anything else -> EIO. A request cut short by a disconnect is
@@ -173,6 +176,7 @@ class Connection {
           maxPayloadBytes: config.maxPayloadBytes,
           log: config.log,
           label: this.label,
+          negotiated: outcome.negotiated,
         });
         this.transmission = transmission;
         this.phase = 'transmission';

@@ -1,6 +1,10 @@
-// Transmission phase of one connection: checks every request before it reaches the export, calls
-// the export in the order requests arrived, and sends simple replies (in completion order, which
-// proto.md allows), corked so one event-loop turn's replies leave in one writev.
+// Transmission phase of one connection: checks every request before it reaches the export
+// (request-check.ts), calls the export in the order requests arrived, and sends replies (in
+// completion order, which proto.md allows), corked so one event-loop turn's replies leave in one
+// writev. Replies are simple unless structured replies were negotiated: then a read is answered
+// with one OFFSET_DATA chunk (or an ERROR chunk), a block status with one BLOCK_STATUS chunk per
+// selected metadata context (or an ERROR chunk), everything else still with simple replies (which
+// proto.md allows for replies without payload).
 //
 // Per-connection bounds, checked before each request (the parser holds the rest of a socket read
 // until they clear): NBD_LIMITS.requestsInFlightMax requests in flight, and
@@ -10,9 +14,10 @@
 
 import type { Socket } from 'node:net';
 import {
+  CMD_BLOCK_STATUS,
   CMD_DISC,
   CMD_FLAG_FUA,
-  CMD_FLAG_NO_HOLE,
+  CMD_FLAG_REQ_ONE,
   CMD_FLUSH,
   CMD_READ,
   CMD_TRIM,
@@ -21,24 +26,14 @@ import {
   NBD_LIMITS,
   NBD_EINVAL,
   NBD_EIO,
-  NBD_ENOSPC,
-  NBD_EPERM,
-  SIMPLE_REPLY_HEADER_BYTES,
-  SIMPLE_REPLY_MAGIC,
 } from './constants.js';
 import { RewindError } from '../errors.js';
+import { blockStatus, type ContextStatus } from './block-status.js';
 import { nbdErrorFor, type NbdExport } from './export.js';
+import type { Negotiated } from './handshake.js';
+import { blockStatusChunk, errorChunk, offsetDataHeader, simpleReply } from './replies.js';
+import { checkRequest } from './request-check.js';
 import { RequestParser, type RequestHeader, type RequestSink } from './request-parser.js';
-
-/** Command flags each known command accepts (FUA is valid on every command, proto.md). */
-const FLAGS_ALLOWED: Record<number, number> = {
-  [CMD_READ]: CMD_FLAG_FUA,
-  [CMD_WRITE]: CMD_FLAG_FUA,
-  [CMD_DISC]: CMD_FLAG_FUA,
-  [CMD_FLUSH]: CMD_FLAG_FUA,
-  [CMD_TRIM]: CMD_FLAG_FUA,
-  [CMD_WRITE_ZEROES]: CMD_FLAG_FUA | CMD_FLAG_NO_HOLE,
-};
 
 const ERROR_NAMES: Record<number, string> = { 1: 'EPERM', 5: 'EIO', 22: 'EINVAL', 28: 'ENOSPC' };
 
@@ -46,45 +41,12 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/**
- * Checks one request header against the export; 0 if it may go to the export, else the NBD error.
- * Pure, so the rules can be read (and tested) in one place. Mirrors nbdkit's answers.
- */
-export function checkRequest(req: RequestHeader, exp: NbdExport, maxPayloadBytes: number): number {
-  const allowed = FLAGS_ALLOWED[req.type];
-  if (allowed === undefined) return NBD_EINVAL; // unknown command (also CACHE, BLOCK_STATUS: not offered)
-  if (req.type === CMD_DISC) return 0; // there is no reply to DISC, so nothing to reject
-  if ((req.flags & ~allowed) !== 0) return NBD_EINVAL;
-  const end = req.offset + req.length;
-  switch (req.type) {
-    case CMD_READ:
-      if (req.length === 0 || req.length > maxPayloadBytes || end > exp.size) return NBD_EINVAL;
-      return 0;
-    case CMD_WRITE:
-      if (exp.readOnly) return NBD_EPERM;
-      if (req.length === 0 || req.length > maxPayloadBytes) return NBD_EINVAL;
-      if (end > exp.size) return NBD_ENOSPC;
-      return 0;
-    case CMD_WRITE_ZEROES:
-      if (exp.readOnly) return NBD_EPERM;
-      if (req.length === 0) return NBD_EINVAL;
-      if (end > exp.size) return NBD_ENOSPC;
-      return 0;
-    case CMD_TRIM:
-      if (exp.readOnly) return NBD_EPERM;
-      if (!exp.canTrim || req.length === 0 || end > exp.size) return NBD_EINVAL;
-      return 0;
-    case CMD_FLUSH:
-      return req.offset === 0 && req.length === 0 ? 0 : NBD_EINVAL;
-    default:
-      return NBD_EINVAL;
-  }
-}
-
 export interface TransmissionOptions {
   readonly maxPayloadBytes: number;
   readonly log: (msg: string) => void;
   readonly label: string;
+  /** Structured replies and metadata contexts (none: simple replies only). */
+  readonly negotiated?: Negotiated;
 }
 
 export class Transmission implements RequestSink {
@@ -150,7 +112,7 @@ export class Transmission implements RequestSink {
   // RequestSink --------------------------------------------------------------------------------
 
   check(req: RequestHeader): number {
-    return checkRequest(req, this.exp, this.options.maxPayloadBytes);
+    return checkRequest(req, this.exp, this.options.maxPayloadBytes, this.options.negotiated?.metaContexts.length ?? 0);
   }
 
   saturated(): boolean {
@@ -186,6 +148,8 @@ export class Transmission implements RequestSink {
         return this.invoke(req, () => exp.trim(req.offset, req.length, fua));
       case CMD_FLUSH:
         return this.invoke(req, () => exp.flush());
+      case CMD_BLOCK_STATUS:
+        return this.invoke(req, () => blockStatus(exp, this.options.negotiated!.metaContexts, req.offset, req.length, (req.flags & CMD_FLAG_REQ_ONE) !== 0));
       case CMD_DISC:
         // proto.md: handle all outstanding requests, then close; no reply.
         this.drain();
@@ -199,9 +163,9 @@ export class Transmission implements RequestSink {
   // Internals ----------------------------------------------------------------------------------
 
   /** Calls the export now (so calls keep arrival order); returns true if the call is still pending. */
-  private invoke(req: RequestHeader, call: () => Buffer | void | Promise<Buffer | void>, payload: Buffer | null = null): boolean {
+  private invoke(req: RequestHeader, call: () => unknown, payload: Buffer | null = null): boolean {
     this.inFlight++;
-    let result: Buffer | void | Promise<Buffer | void>;
+    let result: unknown;
     try {
       result = call();
     } catch (err) {
@@ -210,7 +174,7 @@ export class Transmission implements RequestSink {
     }
     if (isPromise(result)) {
       result.then(
-        (value) => {
+        (value: unknown) => {
           if (payload !== null) this.parser.recycle(payload);
           this.settle(req, null, value, false);
         },
@@ -225,7 +189,7 @@ export class Transmission implements RequestSink {
     return false;
   }
 
-  private settle(req: RequestHeader, err: unknown, value: Buffer | void, failed: boolean): void {
+  private settle(req: RequestHeader, err: unknown, value: unknown, failed: boolean): void {
     this.inFlight--;
     if (req.type === CMD_READ) this.readBytesInFlight -= req.length;
     if (failed) {
@@ -234,7 +198,9 @@ export class Transmission implements RequestSink {
       this.options.log(
         `nbd: ${this.options.label}: export "${this.exp.name}" command ${req.type} at ${req.offset}+${req.length} failed (${ERROR_NAMES[code] ?? code}): ${message}`,
       );
-      this.reply(req, code, null);
+      this.reply(req, code, null, message);
+    } else if (req.type === CMD_BLOCK_STATUS) {
+      this.replyBlockStatus(req, value as ContextStatus[]);
     } else if (req.type === CMD_READ) {
       if (!Buffer.isBuffer(value) || value.length !== req.length) {
         // Never send a short or long payload: the stream would lose its framing.
@@ -252,17 +218,29 @@ export class Transmission implements RequestSink {
     this.maybeFinish();
   }
 
-  private reply(req: RequestHeader, error: number, data: Buffer | null): void {
+  /** A reply without a payload, or a read's. `message` goes to the client where the reply can carry one. */
+  private reply(req: RequestHeader, error: number, data: Buffer | null, message = ''): void {
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return;
     if (!this.corked) this.cork();
-    const header = Buffer.allocUnsafe(SIMPLE_REPLY_HEADER_BYTES);
-    header.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
-    header.writeUInt32BE(error, 4);
-    header.writeUInt32BE(req.handleHi, 8);
-    header.writeUInt32BE(req.handleLo, 12);
-    socket.write(header);
+    // With structured replies a read is never answered simply (proto.md), nor is a block status error.
+    if (this.options.negotiated?.structuredReplies && (req.type === CMD_READ || req.type === CMD_BLOCK_STATUS)) {
+      if (error !== 0) socket.write(errorChunk(req, error, message));
+      else {
+        socket.write(offsetDataHeader(req, req.offset, data!.length));
+        socket.write(data!);
+      }
+      return;
+    }
+    socket.write(simpleReply(req, error));
     if (data !== null) socket.write(data);
+  }
+
+  private replyBlockStatus(req: RequestHeader, statuses: ContextStatus[]): void {
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    if (!this.corked) this.cork();
+    statuses.forEach((s, i) => socket.write(blockStatusChunk(req, s.id, s.extents, i === statuses.length - 1)));
   }
 
   private cork(): void {

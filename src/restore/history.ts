@@ -10,7 +10,8 @@ import type { VolumeSet } from '../volumes/volume-set.js';
 import type { Catalog } from './catalog.js';
 import { PackCache } from './pack-cache.js';
 import { HeldPoints } from './held-points.js';
-import { resolveTarget, type Target } from './target.js';
+import { describeTarget, resolveTarget, type Target } from './target.js';
+import { ChangesSince, type Extent } from './diff.js';
 import { PointInTimeView } from './view.js';
 import { badArgument, corrupt } from '../errors.js';
 import { PackStream } from './pack-stream.js';
@@ -230,6 +231,46 @@ export class History {
       view.close();
     }
     return { seq, bytes: size, nearest: substituted };
+  }
+
+  /**
+   * The extents of `volume` written after one held point up to another, merged, in order
+   * (restore/diff.ts: block-granular, from the packs' block lists and the journal, no volume read).
+   * Both points are leased while it reads; a point no longer held is refused as a restore is.
+   */
+  diff(volume: string, from: Target, to: Target): { fromSeq: number; toSeq: number; extents: Extent[] } {
+    this.volumes.byName(volume);
+    const toSeq = this.resolve(to);
+    const changes = this.changesSince(volume, from);
+    try {
+      if (changes.fromSeq > toSeq) {
+        throw badArgument(`the start point ${describeTarget(from)} (seq ${changes.fromSeq}) is after the end point ${describeTarget(to)} (seq ${toSeq})`);
+      }
+      const release = this.catalog.lease(toSeq);
+      try {
+        this.held.check(to, toSeq);
+        return { fromSeq: changes.fromSeq, toSeq, extents: [...changes.extents(toSeq)] };
+      } finally {
+        release();
+      }
+    } finally {
+      changes.close();
+    }
+  }
+
+  /** The changes of `volume` since a held point, which stays leased until the result is closed. */
+  changesSince(volume: string, since: Target): ChangesSince {
+    const v = this.volumes.byName(volume);
+    const seq = this.resolve(since);
+    const release = this.catalog.lease(seq);
+    try {
+      this.held.check(since, seq); // a writer in another process may have retired it meanwhile
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const ctx = { storage: this.storage, blockSize: this.config.blockSize, catalog: this.catalog, journal: this.journal, index: this.index };
+    return new ChangesSince(ctx, v, seq, release);
   }
 
   private viewContext() {

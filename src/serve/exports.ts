@@ -6,7 +6,9 @@
 // a longer write becomes consecutive store writes issued in one go, so no other write comes
 // between them and the history is exact again at the last one (a view of a sequence number inside
 // the request shows its first pieces only). A longer read is read in pieces into one buffer.
-import type { ExportProvider, NbdExport } from '../nbd/export.js';
+// Block status (base:allocation, qemu:dirty-bitmap:rewind-since-seq-N) is meta-contexts.ts's.
+import type { ExportProvider, NbdExport, OpenOptions } from '../nbd/export.js';
+import { offeredContexts, withMetaContexts, type ContextSubject } from './meta-contexts.js';
 import type { Store } from '../store/store.js';
 import { parseTime } from '../units.js';
 import type { Volume } from '../volumes/volume-set.js';
@@ -25,12 +27,42 @@ export class StoreExports implements ExportProvider {
     return this.store.volumes.volumes.map((v) => ({ name: v.name, description: `rewind volume ${v.name} (past points: ${v.name}@seq=<N>, ${v.name}@time=<ISO>)` }));
   }
 
-  open(name: string): NbdExport {
+  open(name: string, opts?: OpenOptions): NbdExport {
     const m = VIEW_NAME.exec(name);
     const volumeName = m ? m[1] : name;
     const v = this.store.volumes.volumes.find((x) => x.name === volumeName);
     if (!v) throw unknownExport(name, this.store.volumes.names());
-    return m ? this.viewExport(name, v, m[2] as 'seq' | 'time', m[3]) : this.volumeExport(v);
+    const exp = m ? this.viewExport(name, v, m[2] as 'seq' | 'time', m[3]) : this.volumeExport(v);
+    const contexts = opts?.metaContexts ?? [];
+    if (contexts.length === 0) return exp;
+    try {
+      const subject = this.subjectOf(name)!;
+      return withMetaContexts(exp, subject, contexts, () => subject.pointSeq ?? this.store.lastSeq);
+    } catch (err) {
+      void exp.close();
+      throw exportUnavailable(name, err);
+    }
+  }
+
+  metaContexts(name: string, queries: readonly string[] | null, mode: 'list' | 'set'): string[] | null {
+    const subject = this.subjectOf(name);
+    return subject && offeredContexts(subject, queries, mode);
+  }
+
+  /** The volume or view an export name stands for (null: no such volume), without opening it. */
+  private subjectOf(name: string): ContextSubject | null {
+    const m = VIEW_NAME.exec(name);
+    const v = this.store.volumes.volumes.find((x) => x.name === (m ? m[1] : name));
+    if (!v) return null;
+    let pointSeq: number | null = null;
+    if (m) {
+      try {
+        pointSeq = m[2] === 'seq' ? this.store.history.resolve({ seq: parseSeq(m[3]) }) : this.store.history.resolve({ time: parseTime(decodeURIComponent(m[3])) });
+      } catch (err) {
+        throw exportUnavailable(name, err);
+      }
+    }
+    return { history: this.store.history, volume: v.name, pointSeq };
   }
 
   private volumeExport(v: Volume): NbdExport {

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandshakeSession } from '../../src/nbd/handshake.js';
 import { MemoryExportProvider } from '../../src/nbd/memory-export.js';
-import { checkRequest } from '../../src/nbd/transmission.js';
+import { checkRequest } from '../../src/nbd/request-check.js';
 import { RequestParser, type RequestHeader } from '../../src/nbd/request-parser.js';
 import type { NbdServer } from '../../src/nbd/server.js';
 import { closeServers, serve } from './harness.js';

@@ -136,11 +136,11 @@ describe('handshake', () => {
     c.destroy();
   });
 
-  it('answers unknown options, STARTTLS and STRUCTURED_REPLY with NBD_REP_ERR_UNSUP', async () => {
+  it('answers unknown options, STARTTLS (without TLS) and EXTENDED_HEADERS with NBD_REP_ERR_UNSUP', async () => {
     const { port } = await serve(provider());
     const c = await RawClient.connect(port);
     await c.start();
-    for (const opt of [OPT.STARTTLS, OPT.STRUCTURED_REPLY, 4, 99, 0x7fffffff]) {
+    for (const opt of [OPT.STARTTLS, 4, 11, 99, 0x7fffffff]) {
       c.sendOption(opt);
       const r = await c.optionReply();
       expect([r.option, r.type]).toEqual([opt, REP.ERR_UNSUP]);
