@@ -80,8 +80,11 @@ export interface RollbackResult {
 
 /** Largest write of consecutive blocks set back (also bounded by the store's write limit). */
 const ROLLBACK_RUN_BYTES = 2 ** 20;
-/** Lets the event loop serve (timers, the apply pipeline, a progress bar) this often. */
-const YIELD_MS = 20;
+/**
+ * Lets the event loop serve (timers, the apply pipeline, a progress bar) after every this many bytes
+ * compared: counted in bytes, not time, so a simulation runs the same way every time.
+ */
+const YIELD_BYTES = 16 * 2 ** 20;
 
 /** Leases taken on a catalog, released together. */
 class Pins {
@@ -189,7 +192,7 @@ async function setBack(host: ProductionHost, intent: RollbackIntent, pins: Pins,
     const firstSeq = host.lastSeq + 1;
     const volumes: VolumeRollback[] = [];
     if (total > 0) await beforeWrite();
-    const counter = { done: 0, total, yielded: performance.now(), progress };
+    const counter = { done: 0, total, yielded: 0, progress };
     for (const plan of plans) volumes.push(await setVolumeBack(host, plan, counter));
     const lastSeq = host.lastSeq;
     if (lastSeq >= firstSeq) {
@@ -205,6 +208,7 @@ async function setBack(host: ProductionHost, intent: RollbackIntent, pins: Pins,
 interface Counter {
   done: number;
   total: number;
+  /** `done` at the last yield to the event loop. */
   yielded: number;
   progress?: Progress;
 }
@@ -241,9 +245,9 @@ async function setVolumeBack(host: ProductionHost, plan: { name: string; view: P
       i += n;
       counter.done += len;
       counter.progress?.(counter.done, counter.total);
-      if (performance.now() - counter.yielded > YIELD_MS) {
+      if (counter.done - counter.yielded >= YIELD_BYTES) {
         await new Promise((r) => setImmediate(r));
-        counter.yielded = performance.now();
+        counter.yielded = counter.done;
       }
     }
   }
