@@ -28,9 +28,9 @@ import type { Catalog } from '../restore/catalog.js';
 import type { History, Progress } from '../restore/history.js';
 import { describeTarget, type Target } from '../restore/target.js';
 import type { PointInTimeView } from '../restore/view.js';
-import type { Storage } from '../storage/storage.js';
+import { joinPath, type Storage } from '../storage/storage.js';
 import { changedBlocks, type ChangedBlocks } from './changed-blocks.js';
-import { readRollbackIntent, removeRollbackIntent, writeRollbackIntent, type RollbackIntent } from './rollback-intent.js';
+import { readRollbackIntent, removeRollbackIntent, ROLLBACK_FILE, writeRollbackIntent, type RollbackIntent } from './rollback-intent.js';
 
 /** What a rollback needs of the writer (store/store.ts's Store is one). */
 export interface ProductionHost {
@@ -107,6 +107,8 @@ export interface PendingRollback {
 /**
  * Sets `request.volumes` back to the target by writing, through `host`, the blocks that changed
  * since. Nothing is written when the target is not held, a volume is unknown, or nothing changed.
+ * The caller keeps other writes to these volumes out while it runs (the command line holds the
+ * writer's lock). If it fails after it began writing, the intent stays: the next open finishes it.
  */
 export async function rollbackProduction(host: ProductionHost, request: RollbackRequest, progress?: Progress): Promise<RollbackResult> {
   const names = [...new Set(request.volumes)];
@@ -151,7 +153,7 @@ export async function finishRollback(host: ProductionHost, pending: PendingRollb
   const { intent, pins } = pending;
   const what = `the rollback of ${intent.volumes.join(', ')} to seq ${intent.targetSeq} (${intent.requested}) started ${intent.startedAt}`;
   try {
-    onWarning?.(`finishing ${what}, cut short by a crash`);
+    onWarning?.(`finishing ${what}, which the last writer left unfinished`);
     for (const n of intent.volumes) host.history.volumes.byName(n);
     host.history.held.check({ seq: intent.targetSeq }, intent.targetSeq);
     await host.settle();
@@ -162,7 +164,7 @@ export async function finishRollback(host: ProductionHost, pending: PendingRollb
   } catch (err) {
     const code = err instanceof RewindError ? err.code : 'IO';
     throw new RewindError(code, `cannot finish ${what}: ${(err as Error).message}. Production may be partly rolled back; `
-      + `run the rollback again once the cause is fixed, or remove ${host.dir}/rollback.json to open the store with production as it is`, undefined, { cause: err });
+      + `open the store again once the cause is fixed, or remove ${joinPath(host.dir, ROLLBACK_FILE)} to open it with production as it is`, undefined, { cause: err });
   } finally {
     pins.release();
   }
