@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,e2e,sustained,lifecycle runs a subset. The long crash-simulation
+// --only kernels,capture,pipeline,restore,rollback,e2e,sustained,lifecycle runs a subset. The long crash-simulation
 // sweep runs only when asked for, with --only sim or --sim-seeds N (N defaults to SIM_SEEDS, else
 // 500): `npm run bench -- --only sim --sim-seeds 500` runs just the sweep.
 import { writeFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { benchKernels } from './kernels.js';
 import { benchCapture } from './capture.js';
 import { benchPipeline, printPipeline } from './pipeline.js';
 import { benchRestore, printRestore } from './restore.js';
+import { benchRollback, printRollback } from './rollback.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchSustained, printSustained } from './sustained.js';
 import { benchLifecycle, printLifecycle } from './lifecycle.js';
@@ -57,6 +58,14 @@ if (want('restore')) {
   const restore = await benchRestore({ quick });
   printRestore(restore);
   results.restore = restore;
+  save();
+}
+
+if (want('rollback')) {
+  console.log('\nRollback of production in place: the same change set rolled back on sparse volumes of 64 MiB to 16 GiB, against a restore of the same point to a file');
+  const rollback = await benchRollback({ quick });
+  printRollback(rollback);
+  results.rollback = rollback;
   save();
 }
 

@@ -6,6 +6,7 @@ export type { StatusReport } from './store/status.js';
 export type { LogEntry, PointGranularity } from './store/log.js';
 export { History, type Progress } from './restore/history.js';
 export { PointInTimeView } from './restore/view.js';
+export { rollbackProduction, type RollbackRequest, type RollbackResult, type VolumeRollback } from './recovery-ops/rollback-production.js';
 export type { Target } from './restore/target.js';
 export { RewindError, type RewindErrorCode } from './errors.js';
 export { ManualClock, systemClock, type Clock } from './clock.js';

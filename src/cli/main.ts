@@ -12,6 +12,7 @@ import { verifyCommand } from './commands/verify.js';
 import { serveCommand } from './commands/serve.js';
 import { configCommand } from './commands/config.js';
 import { diffCommand } from './commands/diff.js';
+import { rollbackCommand } from './commands/rollback.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -105,6 +106,19 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--to-time <ISO>', 'end point: the state after every write stamped at or before this time')
     .option('--json', 'one JSON document: {"extents": [{"offset", "length"}, ...], "volume", "fromSeq", "toSeq", "blockSize", "bytes"}')
     .action(run((store, opts) => diffCommand(io, store, opts)));
+
+  program
+    .command('rollback')
+    .description('set production back in place to a held point, rewriting only the blocks changed since (as new writes: undo by rolling back to the seq before); needs the writer\'s lock (stop `rewind serve` first)')
+    .argument('<store>', 'store directory')
+    .option('--volume <name>', 'volume to roll back')
+    .option('--all', 'roll back every volume of the store to the same point')
+    .option('--seq <N>', 'state exactly after write N (0: before the first write)')
+    .option('--time <ISO>', 'state after every write stamped at or before this ISO 8601 time')
+    .option('--tx <ID>', 'state at the end of transaction window ID')
+    .option('--nearest', 'when the target is no longer held (retention retired it), roll back to the nearest held point at or before it')
+    .option('--json', 'print the result as JSON: volumes, seq, time, requested, nearest, beforeSeq, firstSeq, lastSeq, bytesWritten, seconds')
+    .action(run((store, opts) => rollbackCommand(io, store, opts)));
 
   program
     .command('verify')

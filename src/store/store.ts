@@ -13,6 +13,7 @@ import { HistoryFootprint } from '../lifecycle/footprint.js';
 import { LeaseFiles } from '../lifecycle/leases.js';
 import type { Limits } from '../limits.js';
 import type { StoreLock } from '../lock.js';
+import { finishRollback, pendingRollback, type PendingRollback } from '../recovery-ops/rollback-production.js';
 import { History, type Progress } from '../restore/history.js';
 import { joinPath } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
@@ -149,14 +150,25 @@ export class Store {
   }
 
   /** Opens a store for writing, recovering from a crash if the last writer did not close it. */
-  static open(dir: string, opts: StoreOptions = {}): Promise<Store> {
-    return openWriter(dir, opts, (parts, unapplied) => {
+  static async open(dir: string, opts: StoreOptions = {}): Promise<Store> {
+    const found: { rollback: PendingRollback | null } = { rollback: null };
+    const store = await openWriter(dir, opts, (parts, unapplied) => {
+      // A rollback of production cut short: its target is leased before any window is applied.
+      found.rollback = pendingRollback(parts.storage, dir, parts.catalog);
       const store = new Store(parts);
       // Re-window what was captured but not applied, within the window limits.
       for (const r of unapplied) store.windows.replay(r);
       store.windows.close(parts.clock.now());
       return store;
     });
+    if (found.rollback) {
+      // Finished before anyone else writes (recovery-ops/rollback-production.ts); if it cannot be, the store is not opened.
+      await finishRollback(store, found.rollback, opts.onWarning).catch(async (err: unknown) => {
+        await store.close().catch(() => undefined);
+        throw err;
+      });
+    }
+    return store;
   }
 
   /** Last sequence number written (every write up to it is in the journal and on production). */
