@@ -82,15 +82,19 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
   program
     .command('restore')
-    .description('write a volume as it was after a write, at a time, or at the end of a transaction window')
+    .description('write a volume (or, with --all, every volume at one point) as it was after a write, at a time, or at the end of a transaction window')
     .argument('<store>', 'store directory')
-    .requiredOption('--volume <name>', 'volume to restore')
+    .option('--volume <name>', 'volume to restore (with --out)')
+    .option('--all', 'every volume of the set at the same point, to --out-dir DIR as DIR/<volume>.img')
     .option('--seq <N>', 'state exactly after write N (0: before the first write)')
     .option('--time <ISO>', 'state after every write stamped at or before this ISO 8601 time')
     .option('--tx <ID>', 'state at the end of transaction window ID')
-    .requiredOption('--out <file>', 'file (or device) to write the volume to')
+    .option('--out <file>', 'file (or device) to write the volume to; a file appears only once complete')
+    .option('--out-dir <dir>', 'with --all: directory for the <volume>.img files (created if missing)')
+    .option('--force', 'with --all: replace <volume>.img files that exist already')
+    .option('--dry-run', 'print the plan (packs and journal bytes to read, bytes to write, estimated time) and write nothing')
     .option('--nearest', 'when the target is no longer held (retention retired it), restore the nearest held point at or before it')
-    .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds')
+    .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds (--all: volumes, outDir; --dry-run: the plan)')
     .action(run((store, opts) => restoreCommand(io, store, opts)));
 
   program

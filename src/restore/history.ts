@@ -119,9 +119,7 @@ export class History {
    * into `out`, and finishes it: synced and closed, not yet put in place (`out.commit()`).
    */
   async restoreInto(volume: string, seq: number, out: RestoreOutput, progress?: Progress): Promise<void> {
-    const v = this.volumes.byName(volume);
-    // The view resolves the base and the journal writes; it loads no pack.
-    const view = this.leased({ seq }, () => new PointInTimeView(this.viewContext(), v, seq, true));
+    const view = this.restoreView(volume, seq);
     try {
       const ctx = { storage: this.storage, blockSize: this.config.blockSize, journal: this.journal, packs: this.packs, rollbackBytes: this.restoreRollbackBytes };
       await copyVolumeAt(ctx, view, out.file, out.sparse, progress);
@@ -129,6 +127,15 @@ export class History {
     } finally {
       view.close();
     }
+  }
+
+  /**
+   * A leased view of `volume` after write `seq` (checked held) for a restore or its plan: it resolves
+   * the base and the journal writes and loads no pack (packsAfterTarget lists them). Close it after.
+   */
+  restoreView(volume: string, seq: number): PointInTimeView {
+    const v = this.volumes.byName(volume);
+    return this.leased({ seq }, () => new PointInTimeView(this.viewContext(), v, seq, true));
   }
 
   private viewContext() {
