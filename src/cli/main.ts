@@ -11,6 +11,7 @@ import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
 import { serveCommand } from './commands/serve.js';
 import { configCommand } from './commands/config.js';
+import { bisectCommand } from './commands/bisect.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -96,6 +97,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--nearest', 'when the target is no longer held (retention retired it), restore the nearest held point at or before it')
     .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds (--all: volumes, outDir; --dry-run: the plan)')
     .action(run((store, opts) => restoreCommand(io, store, opts)));
+
+  program
+    .command('bisect')
+    .description('find the first write at which a command fails: runs it against read-only views of the volume (NBD URI in $REWIND_URI, {} in the command) and binary-searches between a good and a bad point')
+    .usage('<store> --volume <name> [--from SEQ] [--to SEQ] [--json] -- <command> [args...]')
+    .argument('<store>', 'store directory')
+    .argument('[command...]', 'the command and its arguments, after --; exit 0 means good, anything else bad')
+    .requiredOption('--volume <name>', 'volume to search')
+    .option('--from <SEQ>', 'a point where the command succeeds (default: the oldest restorable point)')
+    .option('--to <SEQ>', 'a point where the command fails (default: the newest write)')
+    .option('--json', 'one JSON document: volume, seq, time, tx, offset, length, writeVolume, exact, lastGood, from, to, probes, candidates')
+    .action(run((store, command, opts) => bisectCommand(io, store, command, opts)));
 
   program
     .command('verify')
