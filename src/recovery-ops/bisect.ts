@@ -111,9 +111,9 @@ export async function bisect(history: History, opts: BisectOptions): Promise<Bis
   };
   try {
     const atFrom = await probe(from, ' (--from)');
-    if (!atFrom.good) throw badArgument(`the command already fails at --from seq ${from} (${describeOutcome(atFrom)}): bisect needs a good point there; give an earlier --from`);
+    if (!atFrom.good) throw badArgument(`the command already fails at --from seq ${from} (${describeOutcome(atFrom)}): bisect needs --from at a point where it succeeds (--from defaults to the oldest restorable point)`);
     const atTo = await probe(to, ' (--to)');
-    if (atTo.good) throw badArgument(`the command succeeds at --to seq ${to} (exit 0): nothing to find before it; give a later --to, or check the command`);
+    if (atTo.good) throw badArgument(`the command succeeds at --to seq ${to} (exit 0): nothing to find before it; give --to a point where it fails, or check the command`);
     // Good at points[lo], bad at points[hi].
     let lo = 0;
     let hi = points.length - 1;
