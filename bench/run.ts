@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,rollback,e2e,sustained,lifecycle runs a subset. The long crash-simulation
+// --only kernels,capture,pipeline,restore,rollback,e2e,sustained,lifecycle,bisect runs a subset. The long crash-simulation
 // sweep runs only when asked for, with --only sim or --sim-seeds N (N defaults to SIM_SEEDS, else
 // 500): `npm run bench -- --only sim --sim-seeds 500` runs just the sweep.
 import { writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { benchE2E, printE2E } from './e2e.js';
 import { benchSustained, printSustained } from './sustained.js';
 import { benchLifecycle, printLifecycle } from './lifecycle.js';
 import { benchSimSweep, printSimSweep } from './sim-sweep.js';
+import { benchBisect, printBisect } from './bisect.js';
 import { fixed } from './format.js';
 
 const quick = process.argv.includes('--quick');
@@ -98,6 +99,14 @@ if (want('lifecycle')) {
   })));
   printLifecycle(lifecycle);
   results.lifecycle = lifecycle;
+  save();
+}
+
+if (want('bisect')) {
+  console.log('\nBisect: probes against writes searched (a real NBD client as the probe, one planted bad write)');
+  const bisect = await benchBisect({ quick });
+  printBisect(bisect);
+  results.bisect = bisect;
   save();
 }
 

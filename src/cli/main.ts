@@ -13,6 +13,7 @@ import { serveCommand } from './commands/serve.js';
 import { configCommand } from './commands/config.js';
 import { diffCommand } from './commands/diff.js';
 import { rollbackCommand } from './commands/rollback.js';
+import { bisectCommand } from './commands/bisect.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -84,15 +85,19 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
   program
     .command('restore')
-    .description('write a volume as it was after a write, at a time, or at the end of a transaction window')
+    .description('write a volume (or, with --all, every volume at one point) as it was after a write, at a time, or at the end of a transaction window')
     .argument('<store>', 'store directory')
-    .requiredOption('--volume <name>', 'volume to restore')
+    .option('--volume <name>', 'volume to restore (with --out)')
+    .option('--all', 'every volume of the set at the same point, to --out-dir DIR as DIR/<volume>.img')
     .option('--seq <N>', 'state exactly after write N (0: before the first write)')
     .option('--time <ISO>', 'state after every write stamped at or before this ISO 8601 time')
     .option('--tx <ID>', 'state at the end of transaction window ID')
-    .requiredOption('--out <file>', 'file (or device) to write the volume to')
+    .option('--out <file>', 'file (or device) to write the volume to; a file appears only once complete')
+    .option('--out-dir <dir>', 'with --all: directory for the <volume>.img files (created if missing)')
+    .option('--force', 'with --all: replace <volume>.img files that exist already')
+    .option('--dry-run', 'print the plan (packs and journal bytes to read, bytes to write, estimated time) and write nothing')
     .option('--nearest', 'when the target is no longer held (retention retired it), restore the nearest held point at or before it')
-    .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds')
+    .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds (--all: volumes, outDir; --dry-run: the plan)')
     .action(run((store, opts) => restoreCommand(io, store, opts)));
 
   program
@@ -119,6 +124,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--nearest', 'when the target is no longer held (retention retired it), roll back to the nearest held point at or before it')
     .option('--json', 'print the result as JSON: volumes, seq, time, requested, nearest, beforeSeq, firstSeq, lastSeq, bytesWritten, seconds')
     .action(run((store, opts) => rollbackCommand(io, store, opts)));
+
+  program
+    .command('bisect')
+    .description('find the first write at which a command fails: runs it against read-only views of the volume (NBD URI in $REWIND_URI, {} in the command) and binary-searches between a good and a bad point')
+    .usage('<store> --volume <name> [--from SEQ] [--to SEQ] [--json] -- <command> [args...]')
+    .argument('<store>', 'store directory')
+    .argument('[command...]', 'the command and its arguments, after --; exit 0 means good, anything else bad')
+    .requiredOption('--volume <name>', 'volume to search')
+    .option('--from <SEQ>', 'a point where the command succeeds (default: the oldest restorable point)')
+    .option('--to <SEQ>', 'a point where the command fails (default: the newest write)')
+    .option('--json', 'one JSON document: volume, seq, time, tx, offset, length, writeVolume, exact, lastGood, from, to, probes, candidates')
+    .action(run((store, command, opts) => bisectCommand(io, store, command, opts)));
 
   program
     .command('verify')

@@ -1,10 +1,10 @@
 // The read side of a store's past: resolve a target, open a point-in-time view, restore a volume to
-// a file. Shared by the writer (in-process, views stay live while windows are applied) and by
+// a file (volume-copy.ts writes the bytes; output.ts makes the file appear whole or not at all). Shared by the writer (in-process, views stay live while windows are applied) and by
 // readers in other processes (the CLI while `rewind serve` runs). Status and the transaction log are
 // the store's (store/status.ts).
 import type { StoreConfig } from '../config.js';
 import type { JournalReader } from '../journal/reader.js';
-import { readAsync, writeAsync, type Storage, type StorageFile } from '../storage/storage.js';
+import type { Storage } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import type { Catalog } from './catalog.js';
@@ -13,93 +13,15 @@ import { HeldPoints } from './held-points.js';
 import { describeTarget, resolveTarget, type Target } from './target.js';
 import { ChangesSince, type Extent } from './diff.js';
 import { PointInTimeView } from './view.js';
-import { badArgument, corrupt } from '../errors.js';
-import { PackStream } from './pack-stream.js';
-import { BlockSet, RollbackBlocks, sectionsOf } from './rollback.js';
+import { RestoreOutput } from './output.js';
+import { copyVolumeAt, RESTORE_ROLLBACK_BYTES, type Progress } from './volume-copy.js';
+
+export type { Progress } from './volume-copy.js';
 
 export interface HistoryState {
   lastSeq(): number;
   appliedSeq(): number;
   now(): number;
-}
-
-export type Progress = (doneBytes: number, totalBytes: number) => void;
-
-/** Restore copies the replica in chunks of this size, RESTORE_DEPTH of them in flight. */
-const RESTORE_CHUNK_BYTES = 8 * 2 ** 20;
-const RESTORE_DEPTH = 2;
-/** Largest write of consecutive rolled-back blocks (those past the memory budget). */
-const RESTORE_RUN_BYTES = 2 ** 20;
-/** Old blocks a restore decodes into memory before copying the replica (the rest are written after). */
-const RESTORE_ROLLBACK_BYTES = 256 * 2 ** 20;
-/** Every this many bytes written, a restore starts an fdatasync of its output without waiting, so
- *  the disk writes while the copy goes on and the final sync finds little left to do. */
-const RESTORE_WRITEBACK_BYTES = 64 * 2 ** 20;
-
-/** Starts fdatasyncs of a file being written (never more than one at a time) and keeps their failures for the end. */
-class WritebackKicker {
-  private pending: Promise<void> | null = null;
-  private failure: unknown = null;
-  private since = 0;
-  constructor(private readonly file: StorageFile) {}
-
-  wrote(bytes: number): void {
-    this.since += bytes;
-    if (this.since < RESTORE_WRITEBACK_BYTES || this.pending) return;
-    this.since = 0;
-    this.pending = this.file.sync().then(
-      () => { this.pending = null; },
-      (err: unknown) => { this.failure ??= err; this.pending = null; },
-    );
-  }
-
-  /** Throws the failure of a sync started earlier, if one failed. */
-  check(): void {
-    if (this.failure) throw this.failure;
-  }
-
-  /** Waits for the sync in flight (its failure is kept for check). */
-  async quiesce(): Promise<void> {
-    if (this.pending) await this.pending;
-  }
-}
-
-/** Copies the replica to `out` with RESTORE_DEPTH chunks in flight (read, then write, on the I/O pool). */
-async function copyReplica(replica: StorageFile, out: StorageFile, size: number, sparse: boolean, syncs: WritebackKicker, patch: (buf: Buffer, at: number) => void, progress?: Progress): Promise<void> {
-  const chunk = Math.min(RESTORE_CHUNK_BYTES, size);
-  if (chunk === 0) return;
-  const zero = Buffer.alloc(chunk);
-  let next = 0;
-  let done = 0;
-  let failed = false;
-  const lane = async (buf: Buffer) => {
-    while (next < size && !failed) {
-      const at = next;
-      const len = Math.min(chunk, size - at);
-      next += len;
-      const part = buf.subarray(0, len);
-      const got = await readAsync(replica, part, at, 0, len);
-      if (got < len) part.fill(0, got, len);
-      patch(part, at);
-      if (!(sparse && part.equals(zero.subarray(0, len)))) {
-        await writeAsync(out, part, at);
-        syncs.wrote(len);
-      }
-      done += len;
-      progress?.(done, size);
-    }
-  };
-  const lanes: Promise<void>[] = [];
-  for (let i = 0; i < RESTORE_DEPTH && i * chunk < size; i++) {
-    lanes.push(lane(Buffer.allocUnsafe(chunk)).catch((err: unknown) => {
-      failed = true;
-      throw err;
-    }));
-  }
-  // Every lane finished (none still writing to `out`) before the first failure is thrown.
-  const results = await Promise.allSettled(lanes);
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
-  syncs.check();
 }
 
 export class History {
@@ -173,64 +95,48 @@ export class History {
   }
 
   /**
-   * Writes the volume as of the target to `outPath` (a new file, or an existing file or device of at
-   * least the volume's size). `nearest` in the result: the target was not held, and `seq` is the
-   * nearest held point at or before it (only with `opts.nearest`).
+   * Writes the volume as of the target to `outPath` (a new or existing file, replaced only once the
+   * whole volume is written and synced; or a device of at least the volume's size, written in place).
+   * `nearest` in the result: the target was not held, and `seq` is the nearest held point at or
+   * before it (only with `opts.nearest`). A failed restore leaves no file behind (output.ts).
    */
   async restore(volume: string, target: Target, outPath: string, progress?: Progress, opts: { nearest?: boolean } = {}): Promise<{ seq: number; bytes: number; nearest: boolean }> {
-    // The view resolves the target, the base and the journal writes; it loads no pack.
     const v = this.volumes.byName(volume);
     const { seq, substituted } = this.resolvePoint(target, opts);
-    const view = this.leased({ seq }, () => new PointInTimeView(this.viewContext(), v, seq, true));
-    const size = view.size;
+    const out = RestoreOutput.open(this.storage, outPath, v.size, volume);
     try {
-      // 1. The old contents of the blocks to set back, decoded from the packs after the target (as
-      //    many as fit the budget; see rollback.ts for why before the replica is fine).
-      const done = new BlockSet();
-      const stream = new PackStream(this.storage);
-      const early = new RollbackBlocks(this.config.blockSize, v.size);
-      let yielded = performance.now();
-      for (const p of view.packsAfterTarget()) {
-        if (!early.addPack(p, sectionsOf(p, this.packs, stream), v.index, done, this.restoreRollbackBytes)) break;
-        if (performance.now() - yielded > 20) {
-          await new Promise((r) => setImmediate(r)); // let a writer in the same process serve meanwhile
-          yielded = performance.now();
-        }
-      }
-      early.seal();
-      const out = this.storage.open(outPath, 'create');
-      try {
-        // A regular file is rewritten sparse (zero chunks stay holes); a device is written whole.
-        let sparse = true;
-        try {
-          out.truncate(0);
-          out.truncate(size);
-        } catch {
-          sparse = false;
-          if (out.size() < size) throw badArgument(`${outPath} holds ${out.size()} bytes; volume "${volume}" needs ${size}`);
-        }
-        const syncs = new WritebackKicker(out);
-        try {
-          // 2. The replica with those blocks patched in, chunk by chunk.
-          await copyReplica(v.replica, out, size, sparse, syncs, (buf, at) => early.patch(buf, at), progress);
-          // 3. The packs after the target not taken in above (past the budget, or applied since: the
-          //    catalog is looked at again after the replica is read), their blocks written one run at a time.
-          //    Every block is set back to its contents before the earliest window after the target that changed it.
-          await this.rollBack(view, out, syncs, done, early.through, stream);
-          // 4. The single journal writes from the base up to the target, in order.
-          for (const w of view.journalWrites()) out.write(this.journal.payload(w), w.offset);
-        } finally {
-          await syncs.quiesce(); // nothing may touch `out` after it is closed
-        }
-        syncs.check();
-        await out.sync();
-      } finally {
-        out.close();
-      }
+      await this.restoreInto(volume, seq, out, progress);
+      out.commit();
+    } catch (err) {
+      out.abandon();
+      throw err;
+    }
+    await RestoreOutput.syncDirs(this.storage, [out]);
+    return { seq, bytes: v.size, nearest: substituted };
+  }
+
+  /**
+   * Writes `volume` as of the point after write `seq` (checked held, and leased while it is read)
+   * into `out`, and finishes it: synced and closed, not yet put in place (`out.commit()`).
+   */
+  async restoreInto(volume: string, seq: number, out: RestoreOutput, progress?: Progress): Promise<void> {
+    const view = this.restoreView(volume, seq);
+    try {
+      const ctx = { storage: this.storage, blockSize: this.config.blockSize, journal: this.journal, packs: this.packs, rollbackBytes: this.restoreRollbackBytes };
+      await copyVolumeAt(ctx, view, out.file, out.sparse, progress);
+      await out.finish();
     } finally {
       view.close();
     }
-    return { seq, bytes: size, nearest: substituted };
+  }
+
+  /**
+   * A leased view of `volume` after write `seq` (checked held) for a restore or its plan: it resolves
+   * the base and the journal writes and loads no pack (packsAfterTarget lists them). Close it after.
+   */
+  restoreView(volume: string, seq: number): PointInTimeView {
+    const v = this.volumes.byName(volume);
+    return this.leased({ seq }, () => new PointInTimeView(this.viewContext(), v, seq, true));
   }
 
   /**
@@ -286,45 +192,4 @@ export class History {
     };
   }
 
-  /** Step 3 of a restore: writes the old contents of every block the packs after the target change. */
-  private async rollBack(view: PointInTimeView, out: StorageFile, syncs: WritebackKicker, done: BlockSet, through: number, stream: PackStream): Promise<void> {
-    const B = this.config.blockSize;
-    const vol = view.volume.index;
-    const run = Buffer.allocUnsafe(Math.max(B, Math.min(RESTORE_RUN_BYTES, view.size)));
-    const runBlocks = run.byteLength / B;
-    let yielded = performance.now();
-    for (const p of view.packsAfterTarget()) {
-      if (p.lastSeq <= through) continue;
-      if (performance.now() - yielded > 20) {
-        await new Promise((r) => setImmediate(r)); // let a writer in the same process serve meanwhile
-        yielded = performance.now();
-      }
-      // A pack a view has loaded already is used as it is; any other is read through one buffer.
-      const sections = sectionsOf(p, this.packs, stream);
-      for (const s of sections) {
-        if (s.volume !== vol) continue;
-        const blocks = s.blocks;
-        // Consecutive blocks (numbers ascend in a section) not set back yet go out in one write.
-        let first = -1;
-        let count = 0;
-        const flush = () => {
-          // (the last block of a volume whose size is not a multiple of the block size is cut short)
-          const len = Math.min(count * B, view.size - first * B);
-          if (len > 0) out.write(run.subarray(0, len), first * B);
-          syncs.wrote(len);
-          count = 0;
-        };
-        for (let i = 0; i < blocks.length; i++) {
-          const b = blocks[i];
-          if (!done.add(b)) continue;
-          if (count > 0 && (b !== first + count || count === runBlocks)) flush();
-          if (count === 0) first = b;
-          if (!s.decode(i, 'old', run, count * B, B)) throw corrupt(p.path, 0, `malformed encoding of block ${b} (volume index ${vol})`);
-          count++;
-        }
-        flush();
-      }
-      syncs.check();
-    }
-  }
 }

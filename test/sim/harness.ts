@@ -120,6 +120,8 @@ export interface RunResult {
   model: Model;
   faults: number;
   ops: number;
+  /** The restore the workload started, if it got that far: its output must be absent or whole after a crash. */
+  restored: { volume: string; seq: number; path: string } | null;
 }
 
 /** Runs the plan; with `crashAt`, the crashAt-th mutating storage operation crashes the disk. */
@@ -131,6 +133,7 @@ export async function runWorkload(plan: Plan, storage: SimStorage, clock: Manual
   let faults = 0;
   if (crashAt !== undefined) storage.crashAtOp(crashAt);
   let pendingFault: 'EIO' | 'ENOSPC' | null = null;
+  let restored: RunResult['restored'] = null;
   // Once the disk freezes, stop waiting on the engine: some of its waits never end then (drain()
   // after a failed journal sync retries forever).
   const frozen = storage.whenFrozen().then((c) => Promise.reject(c));
@@ -183,6 +186,7 @@ export async function runWorkload(plan: Plan, storage: SimStorage, clock: Manual
         case 'restore': {
           const out = `${OUT_DIR}/restored-${a.volume}`;
           const seq = Math.min(a.seq, lastSeq);
+          restored = { volume: a.volume, seq, path: out };
           await until(store.restore(a.volume, { seq }, out));
           if (crashAt === undefined) {
             const got = storage.readFile(out);
@@ -201,9 +205,9 @@ export async function runWorkload(plan: Plan, storage: SimStorage, clock: Manual
     }
   } catch (err) {
     if (!storage.frozen) throw err;
-    return { crash: err instanceof SimCrash ? err : findCrash(err) ?? new SimCrash('?', '?'), ackedSeq, model, faults, ops: storage.ops - start };
+    return { crash: err instanceof SimCrash ? err : findCrash(err) ?? new SimCrash('?', '?'), ackedSeq, model, faults, ops: storage.ops - start, restored };
   }
-  return { crash: null, ackedSeq, model, faults, ops: storage.ops - start };
+  return { crash: null, ackedSeq, model, faults, ops: storage.ops - start, restored };
 }
 
 /**
@@ -256,6 +260,13 @@ export async function checkRecovered(plan: Plan, storage: SimStorage, clock: Man
     throw new SimFailure(`${label}: ${what}`);
   };
   const names = Object.keys(plan.sizes);
+  // A restore crashed at any point leaves its output absent or whole, never partial (restore/output.ts).
+  if (run.restored && storage.exists(run.restored.path)) {
+    const { volume, seq, path } = run.restored;
+    const got = storage.readFile(path);
+    const want = run.model.at(volume, seq);
+    if (!got.equals(want)) fail(`a crashed restore of ${volume} at seq ${seq} left ${path} partial (differs from the model at byte ${firstDiff(got, want)})`);
+  }
   const L = store.lastSeq;
   if (L < run.ackedSeq) fail(`lost acknowledged writes: lastSeq ${L} after recovery, but writes up to ${run.ackedSeq} were flushed`);
   if (L > run.model.lastSeq) fail(`lastSeq ${L} after recovery, but only ${run.model.lastSeq} writes were made`);
