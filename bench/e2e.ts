@@ -24,6 +24,15 @@ export interface E2EWorkload {
   rw: 'randwrite' | 'write';
   bs: string;
   iodepth: number;
+  /** A flushing client: fio sends NBD_CMD_FLUSH after every this many writes (`--fsync=N`). */
+  fsync?: number;
+  /**
+   * Every write with NBD_CMD_FLAG_FUA: fio's nbd engine cannot, so a libnbd (Python) client sends
+   * them (4 KiB random writes at this iodepth; `rw` and `bs` must say so).
+   */
+  fua?: boolean;
+  /** No memory pair (the protocol layer alone says nothing about flushes). */
+  storeOnly?: boolean;
 }
 
 export interface E2ERun {
@@ -90,6 +99,8 @@ export interface E2EOptions {
 export const E2E_WORKLOADS: E2EWorkload[] = [
   { name: '4 KiB random write, QD16', rw: 'randwrite', bs: '4k', iodepth: 16 },
   { name: '64 KiB sequential write, QD4', rw: 'write', bs: '64k', iodepth: 4 },
+  { name: '4 KiB random write, QD16, FLUSH every 16 writes', rw: 'randwrite', bs: '4k', iodepth: 16, fsync: 16, storeOnly: true },
+  { name: '4 KiB random write, QD16, every write FUA', rw: 'randwrite', bs: '4k', iodepth: 16, fua: true, storeOnly: true },
 ];
 
 const VOLUME_BYTES = 2 ** 30;
@@ -110,9 +121,10 @@ function fioMeasured(uri: string, w: E2EWorkload, seconds: number, pid: number) 
 }
 
 function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps: number; error: number; fioCpuPct: number; writes: number; bytes: number } {
+  if (w.fua) return fuaClient(uri, w, seconds);
   const args = [
     '--name=e2e', '--ioengine=nbd', `--uri=${uri}`, `--rw=${w.rw}`, `--bs=${w.bs}`, `--iodepth=${w.iodepth}`,
-    `--runtime=${seconds}`, '--time_based', '--output-format=json',
+    `--runtime=${seconds}`, '--time_based', '--output-format=json', ...(w.fsync ? [`--fsync=${w.fsync}`] : []),
   ];
   const r = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: (seconds + 60) * 1000 });
   const out = r.stdout ?? '';
@@ -123,6 +135,52 @@ function fio(uri: string, w: E2EWorkload, seconds: number): { iops: number; mbps
     iops: job.write.iops, mbps: job.write.bw_bytes / 1e6, error: job.error ?? 0,
     fioCpuPct: (job.usr_cpu ?? NaN) + (job.sys_cpu ?? NaN), writes: job.write.total_ios, bytes: job.write.io_bytes,
   };
+}
+
+/** The FUA client: libnbd's Python binding, `iodepth` asynchronous 4 KiB FUA writes at random block offsets. */
+const FUA_CLIENT = `
+import nbd, sys, time, random
+uri, seconds, depth = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+h = nbd.NBD()
+h.connect_uri(uri)
+assert h.can_fua(), 'the server does not support FUA'
+blocks = h.get_size() // 4096
+buf = nbd.Buffer(4096)
+rand = random.Random(1)
+s = {'inflight': 0, 'done': 0, 'errors': 0}
+def done(err):
+    s['inflight'] -= 1
+    s['done'] += 1
+    s['errors'] += err.value != 0
+    return 1
+t0 = time.monotonic()
+end = t0 + seconds
+while True:
+    now = time.monotonic()
+    while s['inflight'] < depth and now < end:
+        h.aio_pwrite(buf, rand.randrange(blocks) * 4096, completion=done, flags=nbd.CMD_FLAG_FUA)
+        s['inflight'] += 1
+    if s['inflight'] == 0:
+        break
+    h.poll(-1)
+print('{"writes": %d, "seconds": %f, "errors": %d}' % (s['done'], time.monotonic() - t0, s['errors']))
+h.shutdown()
+`;
+
+/** A Python that has libnbd's binding (Debian's python3-libnbd is for the system Python, which PATH may not lead to first). */
+function pythonWithNbd(): string {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(py, ['-c', 'import nbd'], { stdio: 'ignore' }).status === 0) return py;
+  }
+  throw new Error('no python3 with the nbd module (Debian package python3-libnbd)');
+}
+
+function fuaClient(uri: string, w: E2EWorkload, seconds: number): ReturnType<typeof fio> {
+  const r = spawnSync(pythonWithNbd(), ['-c', FUA_CLIENT, uri, String(seconds), String(w.iodepth)], { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
+  const at = (r.stdout ?? '').indexOf('{');
+  if (at < 0) throw new Error(`the FUA client printed nothing (status ${r.status}): ${(r.stderr ?? '').slice(0, 500)}`);
+  const j = JSON.parse(r.stdout.slice(at)) as { writes: number; seconds: number; errors: number };
+  return { iops: j.writes / j.seconds, mbps: (j.writes * 4096) / j.seconds / 1e6, error: j.errors, fioCpuPct: NaN, writes: j.writes, bytes: j.writes * 4096 };
 }
 
 function status(store: string): { lastSeq: number; appliedSeq: number } {
@@ -233,7 +291,7 @@ export async function benchE2E(opts: E2EOptions = {}): Promise<E2ERow[]> {
         store.push({ rewind, nbdkit });
         log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (${rewind.cpuUsPerWrite.toFixed(1)} µs CPU/write, +${rewind.cpuUsPerWriteAfter?.toFixed(1)} after; fio ${rewind.fioCpuPct.toFixed(0)} % CPU; ${rewind.writeAmp.toFixed(2)} bytes to disk per byte; lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS (${nbdkit.cpuUsPerWrite.toFixed(1)} µs CPU/write; fio ${nbdkit.fioCpuPct.toFixed(0)} % CPU; ${nbdkit.writeAmp.toFixed(2)} bytes to disk per byte)`);
       }
-      if (!opts.storeOnly) {
+      if (!opts.storeOnly && !w.storeOnly) {
         const rm = await runRewindMemory(w, seconds);
         const nm = await runNbdkitMemory(w, seconds);
         memory.push({ rewind: rm, nbdkit: nm });

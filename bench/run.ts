@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,rollback,e2e,sustained,lifecycle,bisect runs a subset. The long crash-simulation
+// --only kernels,capture,pipeline,restore,rollback,e2e,recovery,sustained,lifecycle,bisect runs a subset. The long crash-simulation
 // sweep runs only when asked for, with --only sim or --sim-seeds N (N defaults to SIM_SEEDS, else
 // 500): `npm run bench -- --only sim --sim-seeds 500` runs just the sweep.
 import { writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { benchSustained, printSustained } from './sustained.js';
 import { benchLifecycle, printLifecycle } from './lifecycle.js';
 import { benchSimSweep, printSimSweep } from './sim-sweep.js';
 import { benchBisect, printBisect } from './bisect.js';
+import { benchRecovery, printRecovery } from './recovery.js';
 import { fixed } from './format.js';
 
 const quick = process.argv.includes('--quick');
@@ -75,6 +76,14 @@ if (want('e2e')) {
   const e2e = await benchE2E({ quick, log: (m) => console.log(m) });
   printE2E(e2e);
   results.e2e = e2e;
+  save();
+}
+
+if (want('recovery')) {
+  console.log('\nReopening after kill -9 against volume size: sparse 64 MiB and 16 GiB volumes, the same random 4 KiB writes in flight; after a reboot every volume is rebuilt in full');
+  const recovery = await benchRecovery({ quick, log: (m) => console.log(m) });
+  printRecovery(recovery);
+  results.recovery = recovery;
   save();
 }
 

@@ -13,6 +13,11 @@ export interface JournalOptions {
   segmentBytesMax: number;
   /** Told about a torn tail that recovery cut off. */
   onWarning?: (message: string) => void;
+  /**
+   * Called before recovery cuts records off the tail with the bytes cut (from a record boundary), or
+   * null for a whole segment set aside: production may hold their writes, so the store notes where.
+   */
+  onCut?: (bytes: Buffer | null) => Promise<void>;
 }
 
 interface Waiter {
@@ -79,6 +84,7 @@ export class Journal {
         this.storage.rename(segs[i].path, joinPath(this.dir, sealedSegmentName(segs[i].firstSeq, end.lastSeq)));
         continue;
       }
+      await this.opts.onCut?.(null);
       for (const later of segs.slice(i + 1)) {
         this.storage.rename(later.path, `${later.path}.cut`);
         this.opts.onWarning?.(`journal: ${segs[i].name} ends before seq ${segs[i + 1].firstSeq} (it was being sealed when the writer stopped); set ${later.name} aside as ${later.name}.cut`);
@@ -126,9 +132,11 @@ export class Journal {
     this.segmentFirstSeq = tail.firstSeq;
     if (stop.kind === 'torn' || stop.kind === 'damaged') {
       const size = this.file.size();
+      const cut = Buffer.allocUnsafe(size - stop.position);
+      this.file.read(cut, stop.position);
+      // Records start after the segment header (a bad header is cut with them).
+      await this.opts.onCut?.(cut.subarray(Math.min(cut.byteLength, Math.max(0, SEGMENT_HEADER_BYTES - stop.position))));
       if (stop.kind === 'damaged') {
-        const cut = Buffer.allocUnsafe(size - stop.position);
-        this.file.read(cut, stop.position);
         const keep = this.storage.open(`${tail.path}.cut-${stop.position}`, 'create');
         keep.truncate(0);
         keep.write(cut, 0);

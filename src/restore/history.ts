@@ -14,6 +14,7 @@ import { describeTarget, resolveTarget, type Target } from './target.js';
 import { ChangesSince, type Extent } from './diff.js';
 import { PointInTimeView } from './view.js';
 import { RestoreOutput } from './output.js';
+import { badArgument } from '../errors.js';
 import { copyVolumeAt, RESTORE_ROLLBACK_BYTES, type Progress } from './volume-copy.js';
 
 export type { Progress } from './volume-copy.js';

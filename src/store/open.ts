@@ -19,6 +19,7 @@ import { joinPath, type Storage } from '../storage/storage.js';
 import { TransactionIndex } from '../transactions/transactions.js';
 import { ProductionWriter } from '../volumes/production-writer.js';
 import { VolumeSet } from '../volumes/volume-set.js';
+import { addDirtyRegions, cutExtents } from './dirty-regions.js';
 import { recover } from './recovery.js';
 
 export interface StoreOptions {
@@ -87,7 +88,13 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
     const index = await TransactionIndex.open(storage, joinPath(dir, 'index'), true);
     opened.push(index);
     const tail: RecordRef[] = [];
-    const journal = await Journal.open(storage, joinPath(dir, 'journal'), { get segmentBytesMax() { return limits.segmentBytesMax; }, onWarning: opts.onWarning }, index.last?.journal, (r) => tail.push(r));
+    // Records cut off the tail may have reached production: the dirty-region log notes where before the cut.
+    const onCut = (bytes: Buffer | null) => {
+      const cut = cutExtents(bytes);
+      if (cut.all) opts.onWarning?.(`recovery: production will be rebuilt from the replica in full: ${cut.reason}`);
+      return addDirtyRegions(storage, dir, cut);
+    };
+    const journal = await Journal.open(storage, joinPath(dir, 'journal'), { get segmentBytesMax() { return limits.segmentBytesMax; }, onWarning: opts.onWarning, onCut }, index.last?.journal, (r) => tail.push(r));
     opened.push({ close: () => journal.close() });
     if (journal.lastSeq < index.appliedSeq) {
       throw corrupt(joinPath(dir, 'journal'), 0, `journal ends at seq ${journal.lastSeq} but transactions are applied up to seq ${index.appliedSeq}`);
@@ -98,7 +105,8 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
     opened.push({ close: () => pool.close() });
     const { catalog, superseded } = appliedCatalog(storage, joinPath(dir, 'increments'), index.appliedSeq);
     const replica = { storage, blockSize: config.blockSize, volumes, pool };
-    const unapplied = await recover({ dir, storage, volumes, index, journal, catalog, replica }, tail, lock.unclean);
+    const stop = { unclean: lock.unclean, sameBoot: lock.sameBoot ?? false };
+    const unapplied = await recover({ dir, storage, volumes, index, journal, catalog, replica, onWarning: opts.onWarning }, tail, stop);
     let productionWriter: ProductionWriter<RecordRef> | null = null;
     if (opts.productionThread !== false && volumes.volumes.some((v) => v.production?.osFd !== undefined)) {
       const writer = (productionWriter = new ProductionWriter<RecordRef>());

@@ -1,6 +1,6 @@
 // Crash recovery, run when a writer opens the store: a pack left complete but without its index
 // entry is applied again and entered (the replica may hold part of it); production is brought to the
-// journal (rebuilt from the replica first when the last writer did not close cleanly); and the
+// journal (rebuild.ts: the regions it may hold wrongly taken from the replica first); and the
 // journaled writes not applied yet are returned, to be windowed again.
 import { listPacks, readPack } from '../increment/pack.js';
 import { sectionPlacements } from '../increment/sections.js';
@@ -15,7 +15,7 @@ import { joinPath, type Storage } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { recordApplied } from './apply.js';
-import { copyVolumeBytes } from './init.js';
+import { bringProductionToJournal, type LastStop } from './rebuild.js';
 
 export interface RecoveryContext {
   dir: string;
@@ -25,14 +25,15 @@ export interface RecoveryContext {
   journal: Journal;
   catalog: MemoryCatalog;
   replica: ReplicaContext;
+  onWarning?: (message: string) => void;
 }
 
 /**
  * Redo after a crash: finish a window whose pack was written, bring production to the journal.
- * `tail` is every record the journal holds from the last applied window on; `unclean` says the last
- * writer did not close the store. Returns the records still to be windowed and applied, in seq order.
+ * `tail` is every record the journal holds from the last applied window on; `stop` says how the last
+ * writer stopped. Returns the records still to be windowed and applied, in seq order.
  */
-export async function recover(ctx: RecoveryContext, tail: RecordRef[], unclean: boolean): Promise<RecordRef[]> {
+export async function recover(ctx: RecoveryContext, tail: RecordRef[], stop: LastStop): Promise<RecordRef[]> {
   const { storage, index, journal } = ctx;
   const incDir = joinPath(ctx.dir, 'increments');
   for (const name of storage.list(incDir)) if (name.endsWith('.tmp')) storage.remove(joinPath(incDir, name));
@@ -60,14 +61,6 @@ export async function recover(ctx: RecoveryContext, tail: RecordRef[], unclean: 
   }
   const applied = index.appliedSeq;
   const unapplied = tail.filter((r) => r.seq > applied);
-  if (unclean) {
-    // Production may hold writes the journal lost, or lack writes it has: rebuild it from the replica and the journal.
-    for (const v of ctx.volumes.volumes) copyVolumeBytes(v.replica, v.production!, v.size);
-  }
-  for (const r of unapplied) {
-    const v = ctx.volumes.byIndex(r.volume);
-    v.production!.write(journal.reader.payload(r), r.offset);
-  }
-  await Promise.all(ctx.volumes.volumes.map((v) => v.production!.sync()));
+  await bringProductionToJournal(ctx, tail, unapplied, stop);
   return unapplied;
 }

@@ -91,7 +91,8 @@ export class Store {
       catalog: o.catalog,
       builder: { ...replica, dir: joinPath(o.dir, 'increments') },
       replica,
-      redoProduction: () => this.production.redoFailed(),
+      // A window is entered applied only once production holds every write before it (rebuild.ts relies on it).
+      redoProduction: () => this.production.barrier(),
       onApplied: () => (o.autoLifecycle ? this.lifecycle.kick() : undefined),
       onWarning: o.onWarning,
     });

@@ -7,6 +7,7 @@
 import { initStore, ManualClock, Store } from '../../src/index.js';
 import { SimCrash, SimStorage } from './sim-storage.js';
 import type { Limits } from '../../src/limits.js';
+import { decodeRecordHeader, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src/journal/record.js';
 import { TX_TMP_FILE } from '../../src/transactions/transactions.js';
 import { verifyStore } from '../../src/verify/verify.js';
 import { Model, prng, randomBytes } from '../helpers/model.js';
@@ -96,8 +97,49 @@ function payload(rand: () => number, len: number): Buffer {
   return b;
 }
 
-export function storeOptions(plan: Plan, storage: SimStorage, clock: ManualClock, unclean: boolean) {
-  return { storage, clock, threads: 1, autoTick: false, limits: plan.limits, lock: () => ({ unclean, release() {} }) };
+/** `sameBoot`: the last writer was killed (its page cache kept), not stopped by a power loss. */
+export function storeOptions(plan: Plan, storage: SimStorage, clock: ManualClock, unclean: boolean, sameBoot = false) {
+  return { storage, clock, threads: 1, autoTick: false, limits: plan.limits, lock: () => ({ unclean, sameBoot, release() {} }) };
+}
+
+/**
+ * After a kill: with probability 1/2, tear or damage the newest journal segment in its unsynced part
+ * (records no flush acknowledged and no window applied; production may have taken their writes):
+ * the last record cut short (a kill in the middle of its append), or a byte of a record damaged, so
+ * recovery cuts it and the good records after it off the journal (kept aside), or reads a header too
+ * torn to say where its write went. Recovery must still bring production to the journal. Returns
+ * what it did, or null. (A cut at a record boundary would lose whole records without a trace, which
+ * only a power loss can do.)
+ */
+export function damageUnsyncedTail(storage: SimStorage, rand: () => number): string | null {
+  const dir = `${DIR}/journal`;
+  const newest = storage.list(dir).filter((n) => n.endsWith('.seg')).at(-1);
+  if (!newest?.endsWith('-open.seg') || rand() < 0.5) return null;
+  const path = `${dir}/${newest}`;
+  const data = storage.readFile(path);
+  const from = Math.max(storage.readDurable(path)?.byteLength ?? 0, SEGMENT_HEADER_BYTES);
+  if (data.byteLength <= from) return null;
+  const f = storage.open(path, 'write');
+  try {
+    if (rand() < 0.5) {
+      let last = SEGMENT_HEADER_BYTES;
+      for (let at = SEGMENT_HEADER_BYTES; at < data.byteLength;) {
+        const h = decodeRecordHeader(data, at);
+        if (typeof h === 'string') break;
+        last = at;
+        at += RECORD_HEADER_BYTES + h.length;
+      }
+      if (last < from) return null;
+      const at = last + 1 + Math.floor(rand() * (data.byteLength - last - 1));
+      f.truncate(at);
+      return `last journal record torn at byte ${at - last} of ${data.byteLength - last}`;
+    }
+    const at = from + Math.floor(rand() * (data.byteLength - from));
+    f.write(Buffer.from([data[at] ^ 0xff]), at);
+    return `journal byte ${at} of ${data.byteLength} damaged`;
+  } finally {
+    f.close();
+  }
 }
 
 /** A fresh simulated disk holding a new store, opened for writing. */

@@ -14,6 +14,8 @@
 //   unsynced write or truncate of its log is independently kept or lost (seeded PRNG), and the last
 //   one, when kept, may be torn at a 512-byte sector boundary (only a prefix of its sectors lands).
 //   Handles opened before the crash are dead: any use throws.
+// - `kill()` is a process crash (kill -9): the page cache survives, so nothing is lost, reverted or
+//   torn; only the handles die (and the unsynced log stays, for a later power loss to lose).
 // - Faults: `failNext` makes the next matching operations throw a Node-style EIO or ENOSPC (nothing
 //   changes); `capacityBytes` bounds the total size of all files (a growing write or truncate past
 //   it throws ENOSPC); `crashAtOp(n)` makes the n-th mutating operation from now (write, writev,
@@ -275,6 +277,14 @@ export class SimStorage implements Storage {
     const seen = new Set<Inode>();
     for (const entries of this.current.values()) for (const ino of entries.values()) if (!seen.has(ino)) { seen.add(ino); used += ino.size; }
     return used;
+  }
+
+  /** A process crash: handles die, every byte written stays (see the header). */
+  kill(): void {
+    this.stats.crashes++;
+    this.generation++;
+    this.frozenBy = null;
+    this.crashOp = Infinity;
   }
 
   /** Power loss. See the header for what survives. */
