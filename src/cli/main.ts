@@ -11,6 +11,7 @@ import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
 import { serveCommand } from './commands/serve.js';
 import { configCommand } from './commands/config.js';
+import { addCloneCommands } from './commands/clone.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -99,6 +100,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .argument('<store>', 'store directory')
     .option('--json', 'print the report as JSON')
     .action(run((store, opts) => verifyCommand(io, store, opts)));
+
+  addCloneCommands(program, run, io);
 
   try {
     if (argv.length === 0) {

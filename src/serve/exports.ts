@@ -1,12 +1,15 @@
 // What `rewind serve` exports over NBD: each production volume read-write (writes are captured
 // into the journal), and any past point of a volume read-only: "<volume>@seq=<N>" and
-// "<volume>@time=<ISO>" are point-in-time views, kept correct while new windows are applied.
+// "<volume>@time=<ISO>" are point-in-time views, kept correct while new windows are applied. Each
+// clone is exported read-write under its name (looked up when a client picks the export, so a clone
+// created while serve runs is there): its writes go to its overlay, never to the volume or history.
 //
 // The NBD server takes reads and writes up to 64 MiB, the store up to its writeBytesMax (32 MiB):
 // a longer write becomes consecutive store writes issued in one go, so no other write comes
 // between them and the history is exact again at the last one (a view of a sequence number inside
 // the request shows its first pieces only). A longer read is read in pieces into one buffer.
 import type { ExportProvider, NbdExport } from '../nbd/export.js';
+import type { CloneHandle } from '../clones/clone-set.js';
 import type { Store } from '../store/store.js';
 import { parseTime } from '../units.js';
 import type { Volume } from '../volumes/volume-set.js';
@@ -22,15 +25,51 @@ export class StoreExports implements ExportProvider {
   }
 
   list(): { name: string; description?: string }[] {
-    return this.store.volumes.volumes.map((v) => ({ name: v.name, description: `rewind volume ${v.name} (past points: ${v.name}@seq=<N>, ${v.name}@time=<ISO>)` }));
+    const volumes = this.store.volumes.volumes.map((v) => ({ name: v.name, description: `rewind volume ${v.name} (past points: ${v.name}@seq=<N>, ${v.name}@time=<ISO>)` }));
+    const clones = this.store.clones.list().map((c) => ({ name: c.name, description: `rewind clone of ${c.volume} at seq ${c.seq} (writable; its writes stay in the clone)` }));
+    return [...volumes, ...clones];
   }
 
-  open(name: string): NbdExport {
+  open(name: string): NbdExport | Promise<NbdExport> {
     const m = VIEW_NAME.exec(name);
     const volumeName = m ? m[1] : name;
     const v = this.store.volumes.volumes.find((x) => x.name === volumeName);
-    if (!v) throw unknownExport(name, this.store.volumes.names());
+    if (!v) {
+      if (!m && this.store.clones.exists(name)) return this.cloneExport(name);
+      throw unknownExport(name, [...this.store.volumes.names(), ...this.store.clones.list().map((c) => c.name)]);
+    }
     return m ? this.viewExport(name, v, m[2] as 'seq' | 'time', m[3]) : this.volumeExport(v);
+  }
+
+  private async cloneExport(name: string): Promise<NbdExport> {
+    let handle: CloneHandle;
+    try {
+      handle = await this.store.clones.acquire(name);
+    } catch (err) {
+      throw exportUnavailable(name, err);
+    }
+    const c = handle.clone;
+    return {
+      name,
+      size: c.size,
+      readOnly: false,
+      canTrim: true,
+      // One overlay per process, shared by every connection: a flush anywhere covers them all.
+      canMultiConn: true,
+      read: (offset, length) => c.read(offset, length),
+      write: (offset, data, fua) => {
+        c.write(offset, data);
+        return fua ? c.flush() : undefined;
+      },
+      writeZeroes: (offset, length, fua) => {
+        c.writeZeroes(offset, length);
+        return fua ? c.flush() : undefined;
+      },
+      // A hint, as for volumes: the blocks stay as they are.
+      trim() {},
+      flush: () => c.flush(),
+      close: () => handle.close(),
+    };
   }
 
   private volumeExport(v: Volume): NbdExport {
