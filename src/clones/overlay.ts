@@ -102,6 +102,8 @@ export class Overlay {
   private readonly unverified = new Map<number, number>();
   /** Where the next entry goes. */
   private mapEnd: number;
+  /** Writes to the overlay file since the last sync began (rewrites in place need a sync too). */
+  private dataDirty = false;
   private flushing: Promise<void> = Promise.resolve();
   /** A failed flush: the overlay takes no more writes (what reached the disk is unknown). */
   private failure: unknown = null;
@@ -210,6 +212,7 @@ export class Overlay {
     assert(data.byteLength % B === 0 && data.byteLength > 0, `an overlay write is whole blocks (${data.byteLength} bytes, block ${B})`);
     const count = data.byteLength / B;
     assert((firstBlock + count) * B <= this.volumeSize, `an overlay write ends inside the volume (block ${firstBlock}+${count})`);
+    this.dataDirty = true;
     this.data.write(data, firstBlock * B);
     // Entries for blocks new to the overlay, and for rewrites of blocks no flush has verified yet.
     let n = 0;
@@ -246,9 +249,11 @@ export class Overlay {
   private async flushNow(): Promise<void> {
     this.checkWritable();
     const cover = this.mapEnd;
-    if (this.unverified.size === 0) return;
+    if (!this.dataDirty && this.unverified.size === 0) return;
     try {
+      this.dataDirty = false;
       await this.data.sync();
+      if (this.unverified.size === 0) return;
       const entry = Buffer.allocUnsafe(ENTRY_BYTES);
       putEntry(entry, 0, KIND_FLUSH, cover, 0);
       this.map.write(entry, this.mapEnd);

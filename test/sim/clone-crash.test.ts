@@ -75,8 +75,9 @@ async function setup(plan: Plan) {
 interface Run {
   crash: SimCrash | null;
   ops: number;
-  /** The record was durable (create resolved) / the delete resolved. */
+  /** The record was durable (create resolved); a delete began; it resolved. */
   created: boolean;
+  deleting: boolean;
   deleted: boolean;
   /** The clone at its last completed flush, and as each write since then left it. */
   flushed: Buffer;
@@ -85,7 +86,7 @@ interface Run {
 
 async function runClone(plan: Plan, storage: SimStorage, store: Store, base: Buffer, crashAt?: number): Promise<Run> {
   const start = storage.ops;
-  const r: Run = { crash: null, ops: 0, created: false, deleted: false, flushed: Buffer.from(base), since: [] };
+  const r: Run = { crash: null, ops: 0, created: false, deleting: false, deleted: false, flushed: Buffer.from(base), since: [] };
   let current = Buffer.from(base);
   let handle: CloneHandle | null = null;
   if (crashAt !== undefined) storage.crashAtOp(crashAt);
@@ -107,6 +108,7 @@ async function runClone(plan: Plan, storage: SimStorage, store: Store, base: Buf
         r.flushed = current;
         r.since = [];
       } else {
+        r.deleting = true;
         await store.clones.delete('c');
         r.deleted = true;
       }
@@ -122,7 +124,7 @@ async function runClone(plan: Plan, storage: SimStorage, store: Store, base: Buf
 async function check(plan: Plan, store: Store, model: Model, r: Run, label: string): Promise<void> {
   if (!store.read('a', 0, plan.size).equals(model.at('a', model.lastSeq))) throw new Error(`${label}: production changed`);
   const exists = store.clones.exists('c');
-  if (r.created && !r.deleted && !exists) throw new Error(`${label}: a clone whose create completed is gone`);
+  if (r.created && !r.deleting && !exists) throw new Error(`${label}: a clone whose create completed is gone`);
   if (r.deleted && exists) throw new Error(`${label}: a clone whose delete completed is back`);
   if (!exists) return;
   const h = await store.clones.acquire('c');
