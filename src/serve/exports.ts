@@ -26,7 +26,7 @@ export class StoreExports implements ExportProvider {
 
   list(): { name: string; description?: string }[] {
     const volumes = this.store.volumes.volumes.map((v) => ({ name: v.name, description: `rewind volume ${v.name} (past points: ${v.name}@seq=<N>, ${v.name}@time=<ISO>)` }));
-    const clones = this.store.clones.list().map((c) => ({ name: c.name, description: `rewind clone of ${c.volume} at seq ${c.seq} (writable; its writes stay in the clone)` }));
+    const clones = this.store.clones.records().map((c) => ({ name: c.name, description: `rewind clone of ${c.volume} at seq ${c.seq} (writable; its writes stay in the clone)` }));
     return [...volumes, ...clones];
   }
 
@@ -36,7 +36,7 @@ export class StoreExports implements ExportProvider {
     const v = this.store.volumes.volumes.find((x) => x.name === volumeName);
     if (!v) {
       if (!m && this.store.clones.exists(name)) return this.cloneExport(name);
-      throw unknownExport(name, [...this.store.volumes.names(), ...this.store.clones.list().map((c) => c.name)]);
+      throw unknownExport(name, [...this.store.volumes.names(), ...this.store.clones.records().map((c) => c.name)]);
     }
     return m ? this.viewExport(name, v, m[2] as 'seq' | 'time', m[3]) : this.volumeExport(v);
   }

@@ -35,6 +35,8 @@ describe('rewind clone with rewind serve', () => {
 
     const created = JSON.parse(ok(await rewind(['clone', 'create', store, 'test1', '--volume', 'disk0', '--seq', String(at.lastSeq), '--json'])).stdout);
     expect(created).toMatchObject({ name: 'test1', volume: 'disk0', seq: at.lastSeq, maxBytes: null });
+    const listed = ok(await run('nbdinfo', ['--list', '--json', `nbd://127.0.0.1:${srv.port}`])).stdout;
+    expect((JSON.parse(listed) as { exports: { 'export-name': string }[] }).exports.map((e) => e['export-name'])).toEqual(['disk0', 'test1']);
     const back = path.join(dir, 'back.img');
     ok(await run('nbdcopy', [uri(srv.port, 'test1'), back]));
     expect(sha256(readFileSync(back))).toBe(sha256(first));
