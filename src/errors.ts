@@ -47,6 +47,8 @@ export const limitExceeded = (what: string, value: number, limit: number) =>
 export const targetOutOfRange = (what: string) => new RewindError('TARGET_OUT_OF_RANGE', what);
 export const corrupt = (file: string, position: number, what: string) =>
   new RewindError('CORRUPT', `${file} at byte ${position}: ${what}`);
+/** A write past a space limit that is not the disk's (a clone's --max-bytes): ENOSPC over NBD. */
+export const noSpace = (what: string) => new RewindError('LIMIT_EXCEEDED', what, 'ENOSPC');
 export const readOnly = (what: string) => new RewindError('READ_ONLY', what);
 export const closed = (what: string) => new RewindError('CLOSED', `${what} is closed`);
 

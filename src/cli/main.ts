@@ -14,6 +14,7 @@ import { configCommand } from './commands/config.js';
 import { diffCommand } from './commands/diff.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { bisectCommand } from './commands/bisect.js';
+import { addCloneCommands } from './commands/clone.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -143,6 +144,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .argument('<store>', 'store directory')
     .option('--json', 'print the report as JSON')
     .action(run((store, opts) => verifyCommand(io, store, opts)));
+
+  addCloneCommands(program, run, io);
 
   try {
     if (argv.length === 0) {

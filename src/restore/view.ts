@@ -4,7 +4,9 @@
 // writes from the start of the window holding N (or from the replica's own point) up to N replayed.
 //
 // It stays right while a writer applies new windows: a read takes the replica bytes first and looks
-// at the catalog after, and a window's pack is in the catalog before the replica is touched.
+// at the catalog after, and a window's pack is in the catalog before the replica is touched. It also
+// stays right when consolidation merges packs after its point (a long-lived view: a clone's base):
+// the merged pack holds the same old contents, and the view takes it in place of the ones it replaced.
 import { assert, corrupt, targetOutOfRange } from '../errors.js';
 import type { JournalReader, RecordRef } from '../journal/reader.js';
 import type { Storage } from '../storage/storage.js';
@@ -37,6 +39,9 @@ export class PointInTimeView {
   private writesByBlock: Map<number, number[]> | null = null;
   private readonly oldFrom = new Map<number, PackRef>();
   private horizon = 0;
+  /** The packs after the target taken in, by path, and the catalog list they were taken from. */
+  private readonly incorporated = new Set<string>();
+  private seenList: readonly PackRef[] | null = null;
   private readonly verified = new Set<number>();
   private readonly scratch: Buffer;
   /** Ends the lease on the point this view reads (the lifecycle keeps it restorable until then). */
@@ -86,6 +91,8 @@ export class PointInTimeView {
     this._seq = seq;
     this.base = base;
     this.oldFrom.clear();
+    this.incorporated.clear();
+    this.seenList = packs;
     this.horizon = seq;
     // Deferred, refresh takes them in at the first read (horizon = seq: every pack after the target).
     if (!this.deferPacks) for (const p of after) this.incorporate(p);
@@ -179,6 +186,16 @@ export class PointInTimeView {
   /** Takes in packs that appeared since the last look. */
   private refresh(): void {
     const packs = this.ctx.catalog.packs();
+    // A list changed other than by growing may have packs merged in place of ones this view reads
+    // (those files go once no lease needs them): start again from the packs as they are now.
+    if (packs !== this.seenList) {
+      if (packs.some((p) => p.lastSeq > this._seq && p.lastSeq <= this.horizon && !this.incorporated.has(p.path))) {
+        this.oldFrom.clear();
+        this.incorporated.clear();
+        this.horizon = this._seq;
+      }
+      this.seenList = packs;
+    }
     if (packs.length === 0 || packs[packs.length - 1].lastSeq <= this.horizon) return;
     for (const p of packs) if (p.lastSeq > this.horizon) this.incorporate(p);
   }
@@ -188,6 +205,7 @@ export class PointInTimeView {
       assert(p.firstSeq > this.base, `pack ${p.firstSeq}-${p.lastSeq} starts after the view base ${this.base}`);
       const pack = this.ctx.packs.get(p.path);
       for (const b of pack.blocksOf(this.volume.index).keys()) if (!this.oldFrom.has(b)) this.oldFrom.set(b, p);
+      this.incorporated.add(p.path);
     }
     this.horizon = Math.max(this.horizon, p.lastSeq);
   }

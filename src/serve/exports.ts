@@ -1,6 +1,8 @@
 // What `rewind serve` exports over NBD: each production volume read-write (writes are captured
 // into the journal), and any past point of a volume read-only: "<volume>@seq=<N>" and
-// "<volume>@time=<ISO>" are point-in-time views, kept correct while new windows are applied.
+// "<volume>@time=<ISO>" are point-in-time views, kept correct while new windows are applied. Each
+// clone is exported read-write under its name (looked up when a client picks the export, so a clone
+// created while serve runs is there): its writes go to its overlay, never to the volume or history.
 //
 // The NBD server takes reads and writes up to 64 MiB, the store up to its writeBytesMax (32 MiB):
 // a longer write becomes consecutive store writes issued in one go, so no other write comes
@@ -9,6 +11,7 @@
 // Block status (base:allocation, qemu:dirty-bitmap:rewind-since-seq-N) is meta-contexts.ts's.
 import type { ExportProvider, NbdExport, OpenOptions } from '../nbd/export.js';
 import { offeredContexts, withMetaContexts, type ContextSubject } from './meta-contexts.js';
+import type { CloneHandle } from '../clones/clone-set.js';
 import type { Store } from '../store/store.js';
 import { parseTime } from '../units.js';
 import type { Volume } from '../volumes/volume-set.js';
@@ -24,14 +27,20 @@ export class StoreExports implements ExportProvider {
   }
 
   list(): { name: string; description?: string }[] {
-    return this.store.volumes.volumes.map((v) => ({ name: v.name, description: `rewind volume ${v.name} (past points: ${v.name}@seq=<N>, ${v.name}@time=<ISO>)` }));
+    const volumes = this.store.volumes.volumes.map((v) => ({ name: v.name, description: `rewind volume ${v.name} (past points: ${v.name}@seq=<N>, ${v.name}@time=<ISO>)` }));
+    const clones = this.store.clones.records().map((c) => ({ name: c.name, description: `rewind clone of ${c.volume} at seq ${c.seq} (writable; its writes stay in the clone)` }));
+    return [...volumes, ...clones];
   }
 
-  open(name: string, opts?: OpenOptions): NbdExport {
+  open(name: string, opts?: OpenOptions): NbdExport | Promise<NbdExport> {
     const m = VIEW_NAME.exec(name);
     const volumeName = m ? m[1] : name;
     const v = this.store.volumes.volumes.find((x) => x.name === volumeName);
-    if (!v) throw unknownExport(name, this.store.volumes.names());
+    if (!v) {
+      // A clone offers no metadata contexts (subjectOf gives null), so base:allocation reads "allocated".
+      if (!m && this.store.clones.exists(name)) return this.cloneExport(name);
+      throw unknownExport(name, [...this.store.volumes.names(), ...this.store.clones.records().map((c) => c.name)]);
+    }
     const exp = m ? this.viewExport(name, v, m[2] as 'seq' | 'time', m[3]) : this.volumeExport(v);
     const contexts = opts?.metaContexts ?? [];
     if (contexts.length === 0) return exp;
@@ -63,6 +72,37 @@ export class StoreExports implements ExportProvider {
       }
     }
     return { history: this.store.history, volume: v.name, pointSeq };
+  }
+
+  private async cloneExport(name: string): Promise<NbdExport> {
+    let handle: CloneHandle;
+    try {
+      handle = await this.store.clones.acquire(name);
+    } catch (err) {
+      throw exportUnavailable(name, err);
+    }
+    const c = handle.clone;
+    return {
+      name,
+      size: c.size,
+      readOnly: false,
+      canTrim: true,
+      // One overlay per process, shared by every connection: a flush anywhere covers them all.
+      canMultiConn: true,
+      read: (offset, length) => c.read(offset, length),
+      write: (offset, data, fua) => {
+        c.write(offset, data);
+        return fua ? c.flush() : undefined;
+      },
+      writeZeroes: (offset, length, fua) => {
+        c.writeZeroes(offset, length);
+        return fua ? c.flush() : undefined;
+      },
+      // A hint, as for volumes: the blocks stay as they are.
+      trim() {},
+      flush: () => c.flush(),
+      close: () => handle.close(),
+    };
   }
 
   private volumeExport(v: Volume): NbdExport {

@@ -13,13 +13,16 @@
 // held go, in the same order (src/transactions/transactions.ts compact()).
 //
 // Leases: a point a view or restore is reading is never consolidated away or dropped; the journal
-// segments it needs are kept. Such steps wait for a later pass.
+// segments it needs are kept. Such steps wait for a later pass. A clone's point is held the same way
+// for as long as the clone exists (src/lifecycle/holds.ts); a log line says when that keeps history
+// the policy would retire.
 import type { Clock } from '../clock.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
 import { readPack } from '../increment/pack.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
 import { mergePacks, mergeStep } from '../lifecycle/merge.js';
+import { holdsPastPolicy, type PointHold } from '../lifecycle/holds.js';
 import { heldPacks, planRetention, type RetentionPolicy } from '../lifecycle/retention.js';
 import type { MemoryCatalog, PackRef } from '../restore/catalog.js';
 import type { Storage } from '../storage/storage.js';
@@ -41,6 +44,8 @@ export interface LifecycleContext {
   footprint: HistoryFootprint;
   /** Points leased by readers in other processes (src/lifecycle/leases.ts). */
   externalLeases(): number[];
+  /** Points clones hold until they are deleted (durable holds, read from their records each time). */
+  cloneHolds(): PointHold[];
   /** Bytes kept free below the capacity for what comes next (the next window's pack, a segment). */
   headroomBytes(capacity: number): number;
   /** The index is rewritten once at least this many of its entries (and a quarter) are of retired windows. */
@@ -80,6 +85,8 @@ export class HistoryLifecycle {
   /** History bytes as the last capacity step measured them. */
   private measuredBytes = 0;
   private overPolicyAt = -Infinity;
+  /** The clones that kept history past the policy at the end of the last pass (names, sorted). */
+  private holdingPastPolicy = '';
   /** Packs a merge replaced, kept while a reader in another process may read them. */
   private deferred: PackRef[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -187,6 +194,7 @@ export class HistoryLifecycle {
     }
     if (!this.stopped) done.indexEntriesRemoved = await this.compactIndex();
     this.reportCapacity();
+    this.reportHolds();
     for (const k of ['merged', 'dropped', 'segmentsRetired', 'indexEntriesRemoved'] as const) this.totals[k] += done[k];
     return done;
   }
@@ -241,6 +249,18 @@ export class HistoryLifecycle {
     this.capacity = { historyBytes: bytes, capacityBytes: cap, overPolicy, overCapacity };
   }
 
+  /** Says when clones start (or stop) keeping history the policy would retire. */
+  private reportHolds(): void {
+    const packs = this.appliedPacks();
+    const plan = planRetention(this.ctx.retention(), this.ctx.clock.now(), heldPacks(packs, this.ctx.index.entries));
+    const past = holdsPastPolicy(this.ctx.cloneHolds(), plan, packs, this.ctx.index.appliedSeq);
+    const key = past.map((h) => `${h.name} (seq ${h.seq})`).sort().join(', ');
+    if (key === this.holdingPastPolicy) return;
+    if (key !== '') this.ctx.onWarning?.(`clones keep history the retention policy would retire: ${key}; it is kept until they are deleted (rewind clone delete)`);
+    else this.ctx.onWarning?.('no clone keeps history past the retention policy any more');
+    this.holdingPastPolicy = key;
+  }
+
   /**
    * Takes the entries of windows before the oldest point held out of the index (when enough have
    * gathered). That point is the end of a window whose entry stays; leases never reach before it.
@@ -266,9 +286,9 @@ export class HistoryLifecycle {
     return n;
   }
 
-  /** Every leased point, in this process and in readers' lease files, read now. */
+  /** Every leased point, in this process and in readers' lease files, and every clone's point, read now. */
   private leasedPoints(): number[] {
-    return [...this.ctx.catalog.leasedPoints(), ...this.ctx.externalLeases()];
+    return [...this.ctx.catalog.leasedPoints(), ...this.ctx.externalLeases(), ...this.ctx.cloneHolds().map((h) => h.seq)];
   }
 
   /** True when a leased point lies strictly between two held points (a merge would take it away). */

@@ -1,5 +1,6 @@
 // Opening a store read-only, alongside a writer in another process (`rewind serve`): nothing is
 // locked, recovered or truncated; the reader sees every write acknowledged before it opened.
+import { listRecords } from '../clones/clone-record.js';
 import { readConfig } from '../config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { corrupt } from '../errors.js';
@@ -81,7 +82,7 @@ export async function openStoreReader(dir: string, opts: { storage?: Storage; cl
   return {
     history,
     dir,
-    status: () => statusReport({ config: () => config, volumes, index, state, catalog, footprint, unapplied, journalFirstSeq: () => history.held.journalFirstSeq() }),
+    status: () => statusReport({ config: () => config, volumes, index, state, catalog, footprint, unapplied, journalFirstSeq: () => history.held.journalFirstSeq(), clones: () => listRecords(storage, dir) }),
     log: () => {
       state.appliedSeq(); // reads the index again before the packs are listed (a pack is on disk before its entry)
       return historyLog(history, lifecyclePolicy(config).retain, clock.now());

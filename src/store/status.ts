@@ -5,7 +5,8 @@
 import type { StoreConfig } from '../config.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
 import { consolidationBacklogBytes, growthBytesPerSecond, oldestRestorable, oldestWriteHeld, protectionFigures, type ProtectionFigures } from '../lifecycle/protection.js';
-import { parseRetention, writesAgeMs } from '../lifecycle/retention.js';
+import { holdsPastPolicy } from '../lifecycle/holds.js';
+import { heldPacks, parseRetention, planRetention, writesAgeMs, type RetentionPolicy } from '../lifecycle/retention.js';
 import type { Catalog } from '../restore/catalog.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
 import { isoTime } from '../units.js';
@@ -34,6 +35,8 @@ export interface StatusReport {
   replicaLag: { writes: number; bytes: number; seconds: number };
   /** Bytes of packs waiting to be consolidated. */
   consolidationBacklogBytes: number;
+  /** The clones and the points they hold; heldPastPolicy: the clone keeps history the policy would retire. */
+  clones: { name: string; volume: string; seq: number; heldPastPolicy: boolean }[];
 }
 
 /** Where the newest write and the applied point are read (a reader refreshes its index in appliedSeq). */
@@ -55,6 +58,18 @@ export interface StatusSource {
   unapplied: UnappliedWrites;
   /** The first write the journal still holds (older segments retired). */
   journalFirstSeq(): number;
+  /** The clones (src/clones/clone-record.ts), read at every report. */
+  clones(): { name: string; volume: string; seq: number }[];
+}
+
+/** The clones, each saying whether it keeps history the retention plan would retire now. */
+function clonesReport(src: StatusSource, policy: RetentionPolicy, now: number, appliedSeq: number): StatusReport['clones'] {
+  const clones = src.clones();
+  if (clones.length === 0) return [];
+  const applied = src.catalog.packs().filter((p) => p.lastSeq <= appliedSeq);
+  const plan = planRetention(policy, now, heldPacks(applied, src.index.entries));
+  const past = new Set(holdsPastPolicy(clones, plan, applied, appliedSeq).map((h) => h.name));
+  return clones.map((c) => ({ name: c.name, volume: c.volume, seq: c.seq, heldPastPolicy: past.has(c.name) }));
 }
 
 export function statusReport(src: StatusSource): StatusReport {
@@ -90,5 +105,6 @@ export function statusReport(src: StatusSource): StatusReport {
     protection: protectionFigures(policy, now, oldestForPolicy, capacityBytes, growth),
     replicaLag: { writes: lag.writes, bytes: lag.bytes, seconds: lag.oldestTime === null ? 0 : Math.max(0, now - lag.oldestTime) / 1000 },
     consolidationBacklogBytes: consolidationBacklogBytes(policy, now, packs, index.entries, appliedSeq),
+    clones: clonesReport(src, policy, now, appliedSeq),
   };
 }

@@ -5,6 +5,7 @@
 // counts what it captured, and a watch logs when its protection falls short.
 import type { StoreConfig } from '../config.js';
 import type { Clock } from '../clock.js';
+import { CloneSet } from '../clones/clone-set.js';
 import { closed } from '../errors.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
@@ -48,6 +49,8 @@ export class Store {
   readonly volumes: VolumeSet;
   readonly limits: Limits;
   readonly history: History;
+  /** Writable clones of past points (create, list, delete; acquire one to read and write it). */
+  readonly clones: CloneSet;
   private readonly clock: Clock;
   private readonly lock: StoreLock;
   private readonly index: TransactionIndex;
@@ -83,6 +86,7 @@ export class Store {
       now: () => this.clock.now(),
     };
     this.history = new History(o.storage, o.config, o.volumes, o.index, o.journal.reader, o.catalog, this.state);
+    this.clones = new CloneSet({ dir: o.dir, history: this.history });
     this.production = new Production(o.volumes, o.journal.reader, o.productionWriter, o.onWarning);
     const replica = { storage: o.storage, blockSize: o.config.blockSize, volumes: o.volumes, pool: o.pool };
     this.pipeline = new ApplyPipeline({
@@ -105,6 +109,7 @@ export class Store {
       // Its own footprint: it measures afresh each pass, and must not age the status's cached figure.
       footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
       externalLeases: () => leaseFiles.points(),
+      cloneHolds: () => this.clones.holds(),
       indexCompactEntriesMin: o.limits.indexCompactEntriesMin,
       headroomBytes: (cap) => Math.min(cap / 2, capacityHeadroom(this.limits)),
     }, o.superseded);
@@ -145,6 +150,7 @@ export class Store {
       footprint,
       unapplied: writerUnapplied(() => this.pipeline.queued, () => this.windows.openWindow()),
       journalFirstSeq: () => this.history.held.journalFirstSeq(),
+      clones: () => this.clones.records(),
     };
     this.watch = new ProtectionWatch(o.onWarning);
     if (o.autoTick) this.watch.start(() => this.status());
@@ -323,6 +329,13 @@ export class Store {
     this.windows.stopTimer();
     this.watch.stop();
     let error: unknown = null;
+    // A clone that cannot be flushed is the clone's problem, not the store's: reported after the close.
+    let cloneError: unknown = null;
+    try {
+      await this.clones.closeAll();
+    } catch (err) {
+      cloneError = err;
+    }
     try {
       if (!this.pipeline.failure) {
         this.windows.close(this.clock.now());
@@ -346,7 +359,7 @@ export class Store {
     this.isClosed = true;
     // A store left after a failure is recovered (not trusted as clean) by the next writer.
     if (!error && !this.pipeline.failure) this.lock.release();
-    if (error) throw error;
+    if (error ?? cloneError) throw error ?? cloneError;
   }
 
   /**
@@ -359,6 +372,7 @@ export class Store {
     this.windows.stopTimer();
     this.watch.stop();
     this.pipeline.halt(closed(`store ${this.dir}`));
+    await this.clones.abandonAll();
     const lifecycle = this.lifecycle.close();
     await this.production.terminate();
     await this.pool.close();

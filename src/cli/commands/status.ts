@@ -21,6 +21,7 @@ export function statusCommand(io: Io, store: string, opts: { json?: boolean }): 
       ['protection', protectionText(s.protection)],
       ['backlog', `${formatBytes(s.consolidationBacklogBytes)} to consolidate`],
     ];
+    if (s.clones.length > 0) rows.push(['clones', s.clones.map((c) => `${c.name} (${c.volume} at seq ${c.seq}${c.heldPastPolicy ? ', keeps history past the retention policy' : ''})`).join(', ')]);
     return rows.map(([k, v]) => `${k.padEnd(11)} ${v}\n`).join('');
   });
 }
