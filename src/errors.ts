@@ -16,6 +16,8 @@ export type RewindErrorCode =
   | 'READ_ONLY'
   | 'CLOSED'
   | 'IO'
+  /** The second tier (an S3 service) failed a request after retries, or refused it. */
+  | 'TIER'
   /** A broken invariant: a bug in rewind (or a file changed behind its back), never bad input. */
   | 'INVARIANT';
 
@@ -48,6 +50,8 @@ export const targetOutOfRange = (what: string) => new RewindError('TARGET_OUT_OF
 export const corrupt = (file: string, position: number, what: string) =>
   new RewindError('CORRUPT', `${file} at byte ${position}: ${what}`);
 export const readOnly = (what: string) => new RewindError('READ_ONLY', what);
+export const tierFailed = (what: string, cause?: unknown) =>
+  new RewindError('TIER', cause === undefined ? what : `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, 'EIO', { cause });
 export const closed = (what: string) => new RewindError('CLOSED', `${what} is closed`);
 
 /**
