@@ -155,7 +155,10 @@ export class ManifestLog {
     if (!(await this.store.put(key, body, { ifAbsent: true }))) {
       // The create may have reached the service before a connection broke: then it is this very body.
       const there = await this.store.get(key);
-      if (!there || !there.equals(body)) throw tierFailed(`${this.store.where}: manifest ${next.serial} was committed by another uploader of store ${next.storeId}; stop the other one (only one writer ships a store)`);
+      if (!there || !there.equals(body)) {
+        const theirs = there ? decode(`${this.store.where}/${key}`, there).written : 'unreadable';
+        throw tierFailed(`${this.store.where}: manifest ${next.serial} was committed by another uploader of store ${next.storeId} (at ${theirs}; this one at ${next.written}); stop the other one (only one writer ships a store)`);
+      }
     }
     await this.store.put(MANIFEST_POINTER, body);
     return next;

@@ -14,6 +14,9 @@ import { tierUrl, type TierLocation } from './url.js';
 export const MULTIPART_BYTES = 32 * 2 ** 20;
 const PART_BYTES = 16 * 2 ** 20;
 const PARTS_IN_FLIGHT = 4;
+const CONNECT_TIMEOUT_MS = 5_000;
+/** No byte moving for this long fails the request (then it is retried). */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface S3Options {
   /** e.g. http://127.0.0.1:7480 (radosgw); absent: the SDK's default for the region. */
@@ -47,6 +50,8 @@ export class S3ObjectStore implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 1,
+      // A service killed in the middle of a request must fail it, not leave it hanging.
+      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
     });
   }
 

@@ -89,6 +89,11 @@ export class TierReader {
   /** The seq a target stands for in the tier (time targets read the journal segments of their window). */
   private async resolve(target: Target, nearest: boolean): Promise<{ seq: number; nearest: boolean }> {
     const m = this.manifest;
+    // A seq is what it says; planOrExplain tells a seq the tier does not reach.
+    if ('seq' in target) {
+      if (!Number.isSafeInteger(target.seq) || target.seq < 0) throw badArgument(`seq ${target.seq} must be a whole number (0 = before the first write)`);
+      return { seq: target.seq, nearest: false };
+    }
     const index = await this.stagedIndex();
     const newest = newestPoint(m);
     let journalFirstSeq = newest + 1;

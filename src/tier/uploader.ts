@@ -104,10 +104,21 @@ export class TierUploader {
     this.wake?.();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops after the pass in flight. `final`: then ships what is left and takes a base at the applied
+   * point, so the tier reaches the store's last point (a clean `serve` shutdown); a failure is reported, not thrown.
+   */
+  async stop(opts: { final?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.wake?.();
     await this.running;
+    if (!opts.final) return;
+    try {
+      while (await this.pass());
+      await this.pass({ forceBase: true });
+    } catch (err) {
+      this.opts.onWarning?.(`tier: the last shipping pass failed (the next serve ships the rest): ${(err as Error).message}`);
+    }
   }
 
   private async loop(): Promise<void> {
@@ -149,7 +160,7 @@ export class TierUploader {
   }
 
   /** One pass; resolves true when it stopped early with more to ship. */
-  async pass(): Promise<boolean> {
+  async pass(opts: { forceBase?: boolean } = {}): Promise<boolean> {
     const src = this.src;
     let m = this.manifest ?? (await this.log.latest()) ?? emptyManifest(this.opts.storeId, storeSummary(src));
     this.manifest = m;
@@ -200,7 +211,7 @@ export class TierUploader {
     const base = newestBase(next);
     const sinceBase = next.packs.filter((p) => p.lastSeq > (base?.seq ?? 0)).reduce((a, p) => a + p.bytes, 0);
     const baseAfterBytes = this.opts.baseAfterBytes ?? Math.max(...src.config.volumes.map((v) => v.size));
-    const due = !base || sinceBase >= baseAfterBytes || (this.now() - this.lastBaseAt >= (this.opts.baseAfterMs ?? 600_000) && applied > base.seq);
+    const due = opts.forceBase || !base || sinceBase >= baseAfterBytes || (this.now() - this.lastBaseAt >= (this.opts.baseAfterMs ?? 600_000) && applied > base.seq);
     if (due && !more && chainEnd(next) === applied && applied > (base?.seq ?? -1)) {
       const t = applied === 0 ? Date.parse(src.config.createdAt) : timeAt(windows, applied, 't2');
       const r = await shipBase(this.store, src, applied, t, base);
@@ -222,7 +233,14 @@ export class TierUploader {
     const deleting = [...new Set([...removed, ...replacedIndex])];
     const changed = JSON.stringify({ ...kept, deleting: [] }) !== JSON.stringify({ ...m, deleting: [] });
     if (!changed && m.deleting.length === 0) return more;
-    const committed = await this.log.commit({ ...kept, serial: m.serial + 1, written: new Date(this.now()).toISOString(), store: storeSummary(src), deleting });
+    let committed: Manifest;
+    try {
+      committed = await this.log.commit({ ...kept, serial: m.serial + 1, written: new Date(this.now()).toISOString(), store: storeSummary(src), deleting });
+    } catch (err) {
+      // Whether it went in is unknown (or another uploader went first): the next pass reads the tier again.
+      this.manifest = null;
+      throw err;
+    }
     assert(committed.packs.every((p, i) => i === 0 || p.firstSeq === committed.packs[i - 1].lastSeq + 1), 'the shipped packs form a chain');
     this.manifest = committed;
     this.totals.commits++;
