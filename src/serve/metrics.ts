@@ -98,10 +98,14 @@ export function rewindRegistry(snapshot: () => Snapshot): Registry {
     const collect = function (this: Gauge | Counter) {
       const t = snapshot().tier;
       const v = t === null ? null : value(t);
-      this.reset();
-      if (v !== null) {
-        if (this instanceof Gauge) this.set(v);
-        else this.inc(v);
+      if (v === null) {
+        this.remove();
+        return;
+      }
+      if (this instanceof Gauge) this.set(v);
+      else {
+        this.reset();
+        this.inc(v);
       }
     };
     return kind === 'gauge' ? new Gauge({ name, help, registers: [register], collect }) : new Counter({ name, help, registers: [register], collect });
