@@ -16,6 +16,8 @@ export type RewindErrorCode =
   | 'READ_ONLY'
   | 'CLOSED'
   | 'IO'
+  /** The second tier (an S3 service) failed a request after retries, or refused it. */
+  | 'TIER'
   /** A broken invariant: a bug in rewind (or a file changed behind its back), never bad input. */
   | 'INVARIANT';
 
@@ -50,6 +52,8 @@ export const corrupt = (file: string, position: number, what: string) =>
 /** A write past a space limit that is not the disk's (a clone's --max-bytes): ENOSPC over NBD. */
 export const noSpace = (what: string) => new RewindError('LIMIT_EXCEEDED', what, 'ENOSPC');
 export const readOnly = (what: string) => new RewindError('READ_ONLY', what);
+export const tierFailed = (what: string, cause?: unknown) =>
+  new RewindError('TIER', cause === undefined ? what : `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, 'EIO', { cause });
 export const closed = (what: string) => new RewindError('CLOSED', `${what} is closed`);
 
 /**

@@ -7,7 +7,7 @@ export const EXIT = {
   DAMAGE: 1,
   /** bad arguments: unknown option or volume, malformed size or time, target out of range */
   USAGE: 2,
-  /** the store cannot be used: missing, already exists, locked by a writer */
+  /** the store cannot be used: missing, already exists, locked by a writer; the tier cannot be reached */
   STORE: 3,
   /** anything else (an I/O error, a bug) */
   SOFTWARE: 70,
@@ -21,6 +21,7 @@ export function exitCodeFor(err: unknown): number {
     case 'STORE_NOT_FOUND':
     case 'STORE_EXISTS':
     case 'STORE_LOCKED':
+    case 'TIER':
       return EXIT.STORE;
     case 'IO':
     case 'CLOSED':

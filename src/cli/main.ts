@@ -15,6 +15,8 @@ import { diffCommand } from './commands/diff.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { bisectCommand } from './commands/bisect.js';
 import { addCloneCommands } from './commands/clone.js';
+import { tierCommand } from './commands/tier.js';
+import { logFromTier, restoreFromTier, statusFromTier, storeOrTier } from './commands/from-tier.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -72,22 +74,28 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
   program
     .command('status')
-    .description('latest write, applied point, volumes and protection of a store')
-    .argument('<store>', 'store directory')
-    .option('--json', 'one JSON document: lastSeq, lastTime, appliedSeq, transactions, volumes, retention, capacityBytes, historyBytes, oldestRestorable, protection, replicaLag, consolidationBacklogBytes')
-    .action(run((store, opts) => statusCommand(io, store, opts)));
+    .description('latest write, applied point, volumes and protection of a store (with a tier: what is not shipped yet); --from: what a store\'s tier holds')
+    .argument('[store]', 'store directory')
+    .option('--from <s3-url>', 'read the tier s3://BUCKET/PREFIX/<store-id> instead of a local store')
+    .option('--endpoint <url>', 'S3 endpoint for --from (default: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL)')
+    .option('--json', 'one JSON document: lastSeq, lastTime, appliedSeq, transactions, volumes, retention, capacityBytes, historyBytes, oldestRestorable, protection, replicaLag, consolidationBacklogBytes, tier')
+    .action(run((store, opts) => (storeOrTier(store, opts.from), opts.from ? statusFromTier(io, opts) : statusCommand(io, store, opts))));
 
   program
     .command('log')
     .description('list the retained points, one per window end held (or per consolidated point): id, first/last seq, t1, t2, sizes, granularity')
-    .argument('<store>', 'store directory')
+    .argument('[store]', 'store directory')
+    .option('--from <s3-url>', 'read the tier s3://BUCKET/PREFIX/<store-id> instead of a local store')
+    .option('--endpoint <url>', 'S3 endpoint for --from (default: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL)')
     .option('--json', 'one JSON document: an array of points (id, firstSeq, lastSeq, t1, t2, writes, ..., granularity, windows)')
-    .action(run((store, opts) => logCommand(io, store, opts)));
+    .action(run((store, opts) => (storeOrTier(store, opts.from), opts.from ? logFromTier(io, opts) : logCommand(io, store, opts))));
 
   program
     .command('restore')
-    .description('write a volume (or, with --all, every volume at one point) as it was after a write, at a time, or at the end of a transaction window')
-    .argument('<store>', 'store directory')
+    .description('write a volume (or, with --all, every volume at one point) as it was after a write, at a time, or at the end of a transaction window (from a store, or from its tier alone with --from)')
+    .argument('[store]', 'store directory')
+    .option('--from <s3-url>', 'restore from the tier s3://BUCKET/PREFIX/<store-id> alone (no local store needed; with --volume and --out)')
+    .option('--endpoint <url>', 'S3 endpoint for --from (default: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL)')
     .option('--volume <name>', 'volume to restore (with --out)')
     .option('--all', 'every volume of the set at the same point, to --out-dir DIR as DIR/<volume>.img')
     .option('--seq <N>', 'state exactly after write N (0: before the first write)')
@@ -99,7 +107,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .option('--dry-run', 'print the plan (packs and journal bytes to read, bytes to write, estimated time) and write nothing')
     .option('--nearest', 'when the target is no longer held (retention retired it), restore the nearest held point at or before it')
     .option('--json', 'print the result as JSON: volume, seq, time, requested, nearest, bytes, out, seconds (--all: volumes, outDir; --dry-run: the plan)')
-    .action(run((store, opts) => restoreCommand(io, store, opts)));
+    .action(run((store, opts) => (storeOrTier(store, opts.from), opts.from ? restoreFromTier(io, opts) : restoreCommand(io, store, opts))));
+
+  program
+    .command('tier')
+    .description('set up the second tier: `rewind serve` ships the store\'s sealed history to s3://BUCKET/PREFIX/<store-id>/ (credentials from the AWS environment variables or profile); without --url, shows it')
+    .argument('<store>', 'store directory')
+    .option('--url <s3-url>', 's3://BUCKET[/PREFIX]: where the history goes (under <store-id>/)')
+    .option('--endpoint <url>', 'S3 endpoint, e.g. http://127.0.0.1:7480 for radosgw (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or AWS)')
+    .option('--region <region>', 'S3 region (default: AWS_REGION or us-east-1)')
+    .option('--tier-retain <spec>', 'a retention policy for the tier, reaching at least as far as the store\'s (default: the store\'s)')
+    .option('--json', 'one JSON document: url, location, storeId, endpoint, retain')
+    .action(run((store, opts) => tierCommand(io, store, opts)));
 
   program
     .command('diff')

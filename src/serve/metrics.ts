@@ -11,12 +11,24 @@ export interface MetricsSource {
   status(): StatusReport;
   writeCounts(): { volume: string; writes: number; bytes: number }[];
   consolidatedBytes(): { readBytes: number; writtenBytes: number };
+  /** The second tier's shipping figures (absent or null: no tier set up). */
+  tier?(): TierFigures | null;
+}
+
+/** What the tier's uploader reports (src/tier/uploader.ts). */
+export interface TierFigures {
+  backlogBytes: number;
+  oldestUnshippedSeq: number | null;
+  packsThrough: number;
+  uploadedBytes: number;
+  failedPasses: number;
 }
 
 interface Snapshot {
   status: StatusReport;
   writes: ReturnType<MetricsSource['writeCounts']>;
   consolidated: ReturnType<MetricsSource['consolidatedBytes']>;
+  tier: TierFigures | null;
 }
 
 /** A registry of its own with the rewind metrics, each computed at scrape time from `snapshot()`. */
@@ -81,6 +93,28 @@ export function rewindRegistry(snapshot: () => Snapshot): Registry {
     });
   total('rewind_consolidation_read_bytes_total', 'Bytes of packs read by consolidation merges since rewind serve started', (c) => c.readBytes);
   total('rewind_consolidation_written_bytes_total', 'Bytes of merged packs written by consolidation since rewind serve started', (c) => c.writtenBytes);
+  // The second tier: no sample without one.
+  const tier = (name: string, help: string, kind: 'gauge' | 'counter', value: (t: TierFigures) => number | null) => {
+    const collect = function (this: Gauge | Counter) {
+      const t = snapshot().tier;
+      const v = t === null ? null : value(t);
+      if (v === null) {
+        this.remove();
+        return;
+      }
+      if (this instanceof Gauge) this.set(v);
+      else {
+        this.reset();
+        this.inc(v);
+      }
+    };
+    return kind === 'gauge' ? new Gauge({ name, help, registers: [register], collect }) : new Counter({ name, help, registers: [register], collect });
+  };
+  tier('rewind_tier_backlog_bytes', 'Bytes of history (packs, sealed journal segments) not shipped to the second tier yet', 'gauge', (t) => t.backlogBytes);
+  tier('rewind_tier_oldest_unshipped_seq', 'First write of the oldest history file not shipped to the tier (no sample when none waits)', 'gauge', (t) => t.oldestUnshippedSeq);
+  tier('rewind_tier_shipped_seq', 'Every pack ending at or before this seq is in the tier', 'gauge', (t) => t.packsThrough);
+  tier('rewind_tier_uploaded_bytes_total', 'Bytes uploaded to the tier since rewind serve started', 'counter', (t) => t.uploadedBytes);
+  tier('rewind_tier_failed_passes_total', 'Shipping passes that failed (and were retried) since rewind serve started', 'counter', (t) => t.failedPasses);
   return register;
 }
 
@@ -93,7 +127,7 @@ export interface MetricsServer {
 export async function startMetricsServer(source: MetricsSource, listen: { host: string; port: number }): Promise<MetricsServer> {
   let current: Snapshot | null = null;
   const register = rewindRegistry(() => {
-    current ??= { status: source.status(), writes: source.writeCounts(), consolidated: source.consolidatedBytes() };
+    current ??= { status: source.status(), writes: source.writeCounts(), consolidated: source.consolidatedBytes(), tier: source.tier?.() ?? null };
     return current;
   });
   const server = http.createServer((req, res) => {

@@ -16,6 +16,7 @@
 // segments it needs are kept. Such steps wait for a later pass. A clone's point is held the same way
 // for as long as the clone exists (src/lifecycle/holds.ts); a log line says when that keeps history
 // the policy would retire.
+// The hold (ctx.hold) works the same way for files the second tier has not shipped yet.
 import type { Clock } from '../clock.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
 import { readPack } from '../increment/pack.js';
@@ -26,6 +27,7 @@ import { holdsPastPolicy, type PointHold } from '../lifecycle/holds.js';
 import { heldPacks, planRetention, type RetentionPolicy } from '../lifecycle/retention.js';
 import type { MemoryCatalog, PackRef } from '../restore/catalog.js';
 import type { Storage } from '../storage/storage.js';
+import type { HistoryHold } from './open.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
 
 export interface LifecycleContext {
@@ -46,6 +48,8 @@ export interface LifecycleContext {
   externalLeases(): number[];
   /** Points clones hold until they are deleted (durable holds, read from their records each time). */
   cloneHolds(): PointHold[];
+  /** Files the second tier has not shipped yet, which stay (src/store/open.ts HistoryHold). */
+  hold(): HistoryHold;
   /** Bytes kept free below the capacity for what comes next (the next window's pack, a segment). */
   headroomBytes(capacity: number): number;
   /** The index is rewritten once at least this many of its entries (and a quarter) are of retired windows. */
@@ -187,7 +191,8 @@ export class HistoryLifecycle {
       const dropped = done.dropped;
       await this.enforceCapacity(done);
       if (done.dropped !== dropped) continue; // the packs changed: plan again before merging
-      const run = plan.merges.find((m) => !this.leasedInside(packs[m.from].firstSeq - 1, packs[m.to].lastSeq));
+      const hold = this.ctx.hold().packsFrom;
+      const run = plan.merges.find((m) => packs[m.to].lastSeq < hold && !this.leasedInside(packs[m.from].firstSeq - 1, packs[m.to].lastSeq));
       if (!run) break;
       await this.merge(packs.slice(run.from, run.to + 1));
       done.merged++;
@@ -280,9 +285,10 @@ export class HistoryLifecycle {
   /** How many of the `wanted` oldest packs can go without taking a leased point away. */
   private droppable(packs: PackRef[], wanted: number): number {
     const lease = Math.min(Infinity, ...this.leasedPoints());
+    const hold = this.ctx.hold().packsFrom;
     let n = wanted;
-    // Dropping n packs makes the point before pack n the oldest held one.
-    while (n > 0 && (n < packs.length ? packs[n].firstSeq - 1 : this.ctx.index.appliedSeq) > lease) n--;
+    // Dropping n packs makes the point before pack n the oldest held one; a held pack stays.
+    while (n > 0 && ((n < packs.length ? packs[n].firstSeq - 1 : this.ctx.index.appliedSeq) > lease || packs[n - 1].lastSeq >= hold)) n--;
     return n;
   }
 
@@ -341,7 +347,7 @@ export class HistoryLifecycle {
    */
   private async retireSegments(journalFromSeq: number, packs: PackRef[]): Promise<number> {
     const { index } = this.ctx;
-    let keepFrom = Math.min(journalFromSeq, (index.last?.firstSeq ?? 0) || 1, index.appliedSeq + 1);
+    let keepFrom = Math.min(journalFromSeq, (index.last?.firstSeq ?? 0) || 1, index.appliedSeq + 1, this.ctx.hold().segmentsFrom);
     for (const seq of this.leasedPoints()) {
       // A point inside a pack is read by replaying the journal from the pack's start.
       const p = packs.find((x) => x.firstSeq <= seq && seq < x.lastSeq);

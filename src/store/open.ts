@@ -43,6 +43,18 @@ export interface StoreOptions {
    * storage gives their descriptor); other storage is always written on the event loop.
    */
   productionThread?: boolean;
+  /** History files that must stay on disk, read before every lifecycle step (default: none). */
+  historyHold?: () => HistoryHold;
+}
+
+/**
+ * What the second tier's uploader has not shipped yet (src/tier/), which the lifecycle keeps: no pack
+ * ending at or after `packsFrom` is dropped or merged, no journal segment ending at or after
+ * `segmentsFrom` retired (Infinity: no hold).
+ */
+export interface HistoryHold {
+  packsFrom: number;
+  segmentsFrom: number;
 }
 
 /** Everything a writer opened, recovered and ready to be wired into a Store. */
@@ -66,6 +78,7 @@ export interface OpenedStore {
   productionWriter: ProductionWriter<RecordRef> | null;
   autoTick: boolean;
   autoLifecycle: boolean;
+  historyHold?: () => HistoryHold;
   onWarning?: (message: string) => void;
 }
 
@@ -113,7 +126,7 @@ export async function openWriter<T>(dir: string, opts: StoreOptions, wire: (part
       opened.push({ close: () => writer.terminate() });
     }
     const autoTick = opts.autoTick ?? clock === systemClock;
-    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, autoLifecycle: opts.autoLifecycle ?? true, superseded, baseLimits, onWarning: opts.onWarning }, unapplied);
+    return wire({ dir, config, storage, clock, lock, limits, volumes, index, journal, pool, catalog, productionWriter, autoTick, autoLifecycle: opts.autoLifecycle ?? true, historyHold: opts.historyHold, superseded, baseLimits, onWarning: opts.onWarning }, unapplied);
   } catch (err) {
     for (const o of opened.reverse()) {
       try {

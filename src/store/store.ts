@@ -40,6 +40,8 @@ export interface VolumeWriteCount {
   bytes: number;
 }
 
+const NO_HOLD = { packsFrom: Infinity, segmentsFrom: Infinity };
+
 /** How often the writer looks at the retention plan when no window is applied (history ages anyway). */
 const LIFECYCLE_PASS_MS = 5000;
 
@@ -110,6 +112,7 @@ export class Store {
       footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
       externalLeases: () => leaseFiles.points(),
       cloneHolds: () => this.clones.holds(),
+      hold: o.historyHold ?? (() => NO_HOLD),
       indexCompactEntriesMin: o.limits.indexCompactEntriesMin,
       headroomBytes: (cap) => Math.min(cap / 2, capacityHeadroom(this.limits)),
     }, o.superseded);

@@ -11,6 +11,7 @@ import { joinPath } from '../../storage/storage.js';
 import { badArgument } from '../../errors.js';
 import { isLoopback, parseListen, parseWholeNumber, tlsFromOptions, type TlsFlags } from '../args.js';
 import { EXIT } from '../exit-codes.js';
+import { TierShipping } from '../../tier/shipping.js';
 
 /** The store `rewind serve` creates when it finds none: one 1 GiB volume. */
 export const DEFAULT_VOLUME = { name: 'disk0', size: 2 ** 30 };
@@ -66,13 +67,18 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
     await initStore(store, { volumes: [DEFAULT_VOLUME] });
     io.err(`created store ${store} with volume ${DEFAULT_VOLUME.name} (1 GiB)\n`);
   }
-  const s = await Store.open(store, { threads, onWarning: (m) => io.err(`rewind: ${m}\n`) });
+  const warn = (m: string) => io.err(`rewind: ${m}\n`);
+  // With a tier set up, the store keeps what is not shipped from the moment it opens.
+  const tier = TierShipping.prepare(store, warn);
+  const s = await Store.open(store, { threads, onWarning: warn, historyHold: tier?.hold });
+  tier?.start(s);
+  if (tier) warn(`shipping history to ${tier.location}`);
   const provider = new StoreExports(s);
   const servers: NbdServer[] = [];
   let metrics: MetricsServer | null = null;
   try {
     if (metricsListen) {
-      metrics = await startMetricsServer(s, metricsListen);
+      metrics = await startMetricsServer({ status: () => s.status(), writeCounts: () => s.writeCounts(), consolidatedBytes: () => s.consolidatedBytes(), tier: () => tier?.figures() ?? null }, metricsListen);
       io.err(`rewind: metrics on http://${hostPort(metricsListen.host, metrics.address().port)}/metrics\n`);
     }
     servers.push(await startNbdServer({ provider, listen, maxConnections, tls: tlsSetting, log: (m) => io.err(`nbd: ${m}\n`) }));
@@ -80,6 +86,7 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
   } catch (err) {
     await Promise.all(servers.map((x) => x.close({ graceful: false })));
     await metrics?.close();
+    await tier?.stop();
     await s.close();
     throw err;
   }
@@ -103,6 +110,11 @@ export async function serveCommand(io: Io, store: string, opts: ServeOptions): P
   clearInterval(reload);
   await Promise.all(servers.map((x) => x.close({ graceful: true })));
   await metrics?.close();
+  if (tier) {
+    // Every window applied first, so the last shipping pass reaches the last write.
+    await s.settle();
+    await tier.stop();
+  }
   await s.close();
   io.err('rewind: closed cleanly\n');
   return EXIT.OK;

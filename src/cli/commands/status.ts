@@ -2,10 +2,14 @@
 import type { Io } from '../io.js';
 import { printReport } from '../report.js';
 import type { StatusReport } from '../../store/status.js';
+import { readerTierBacklog } from '../../tier/backlog.js';
 import { formatBytes, formatSeconds } from '../../units.js';
 
 export function statusCommand(io: Io, store: string, opts: { json?: boolean }): Promise<number> {
-  return printReport(io, store, opts, (reader) => reader.status(), (s) => {
+  return printReport(io, store, opts, (reader) => {
+    const tier = readerTierBacklog(reader);
+    return tier ? { ...reader.status(), tier } : reader.status();
+  }, (s: StatusReport & { tier?: ReturnType<typeof readerTierBacklog> }) => {
     const rows: [string, string][] = [
       ['store', store],
       ['last write', s.lastSeq === 0 ? 'none yet' : `seq ${s.lastSeq} at ${s.lastTime}`],
@@ -22,6 +26,7 @@ export function statusCommand(io: Io, store: string, opts: { json?: boolean }): 
       ['backlog', `${formatBytes(s.consolidationBacklogBytes)} to consolidate`],
     ];
     if (s.clones.length > 0) rows.push(['clones', s.clones.map((c) => `${c.name} (${c.volume} at seq ${c.seq}${c.heldPastPolicy ? ', keeps history past the retention policy' : ''})`).join(', ')]);
+    if (s.tier) rows.push(['tier', `${s.tier.location}: ${s.tier.bytes === 0 ? 'everything shipped' : `${formatBytes(s.tier.bytes)} not shipped yet, oldest seq ${s.tier.oldestUnshippedSeq}`}`]);
     return rows.map(([k, v]) => `${k.padEnd(11)} ${v}\n`).join('');
   });
 }
