@@ -195,53 +195,5 @@ export function parsePack(path: string, buf: Buffer): Pack {
   return new Pack(path, h, packHeaderCrc(buf), sections, buf.byteLength);
 }
 
-/**
- * The block numbers a pack changes in one volume (ascending within each section), read from the pack header, the section headers and
- * the block lists only: the encodings are neither read nor decoded (for `rewind diff` and NBD dirty
- * bitmaps, which need which blocks changed, not their contents). The header and section-header
- * checksums and the layout are checked; the body checksums are not (every decode and verify check
- * them). Throws a CORRUPT error naming the file and byte position.
- */
-export function readPackBlocks(storage: Storage, path: string, volume: number): number[] {
-  const f = storage.open(path, 'read');
-  try {
-    const size = f.size();
-    const head = Buffer.allocUnsafe(Math.max(PACK_HEADER_BYTES, SECTION_HEADER_BYTES));
-    if (f.read(head, 0, 0, PACK_HEADER_BYTES) < PACK_HEADER_BYTES) throw corrupt(path, 0, 'pack shorter than its header');
-    const h = decodePackHeader(head.subarray(0, PACK_HEADER_BYTES));
-    if (typeof h === 'string') throw corrupt(path, 0, h);
-    const out: number[] = [];
-    let at = PACK_HEADER_BYTES;
-    let blocks = 0;
-    for (let s = 0; s < h.sections; s++) {
-      const sh = head.subarray(0, SECTION_HEADER_BYTES);
-      if (at + SECTION_HEADER_BYTES > size || f.read(sh, at) < SECTION_HEADER_BYTES) throw corrupt(path, at, `pack ends before section ${s}`);
-      if (sh.readUInt32LE(0) !== SECTION_MAGIC) throw corrupt(path, at, `bad section magic (section ${s})`);
-      if (crc32c(sh.subarray(0, 28)) !== sh.readUInt32LE(28)) throw corrupt(path, at, `section ${s} header checksum mismatch`);
-      const n = sh.readUInt32LE(12);
-      const start = at + SECTION_HEADER_BYTES;
-      const bodyBytes = sectionBodyBytes(n, sh.readUInt32LE(16), sh.readUInt32LE(20));
-      if (start + bodyBytes > size) throw corrupt(path, at, `section ${s} runs past the end of the pack`);
-      if (sh.readUInt32LE(8) === volume && n > 0) {
-        const list = Buffer.allocUnsafe(8 * n);
-        f.read(list, start);
-        let prev = -1;
-        for (let i = 0; i < n; i++) {
-          const b = getU64(list, 8 * i);
-          if (b <= prev) throw corrupt(path, start + 8 * i, `block numbers of section ${s} do not ascend`);
-          out.push(b);
-          prev = b;
-        }
-      }
-      blocks += n;
-      at = start + bodyBytes;
-    }
-    if (at !== size) throw corrupt(path, at, `${size - at} unexpected bytes after the last section`);
-    if (blocks !== h.changedBlocks) throw corrupt(path, 0, `header says ${h.changedBlocks} changed blocks, sections hold ${blocks}`);
-    return out;
-  } finally {
-    f.close();
-  }
-}
 
 export const packPath = (dir: string, firstSeq: number, lastSeq: number) => joinPath(dir, packName(firstSeq, lastSeq));

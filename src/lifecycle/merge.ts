@@ -11,12 +11,15 @@
 //
 // The merge runs on the kernel pool like a window's build: the oldest contents of a chunk of blocks
 // are decoded into a slot's old block region, the newest blocks' CRCs written to the section's
-// forward table, and the build task encodes the section from them, with no writes to coalesce.
-import { assert } from '../errors.js';
+// forward table, and the build task encodes the section from them, with no writes to coalesce. The
+// packs are streamed: each is walked in block order one section at a time (pack-sections.ts), so a
+// merge holds one section per pack in memory however large the packs are.
+import { assert, corrupt } from '../errors.js';
 import { BLOCK_NUMBER_BYTES, FORWARD, sectionLayout } from '../increment/block-encoding.js';
 import { crc32c } from '../encoding/fields.js';
 import { OFFSET_BYTES } from '../kernels/format.js';
-import type { Pack, PackSection } from '../increment/pack.js';
+import type { PackSection } from '../increment/pack.js';
+import { readSection, type SectionEntry, type SectionTable } from '../increment/pack-sections.js';
 import { Jobs } from '../increment/jobs.js';
 import { PackWriter, type BuiltPack } from '../increment/pack-writer.js';
 import type { KernelPool } from '../increment/pool.js';
@@ -34,8 +37,12 @@ export interface MergeContext {
 
 type BlockAt = { section: PackSection; index: number };
 
-/** Merges `packs` (consecutive, in seq order, at least two) into one new durable pack named for their range. */
-export async function mergePacks(ctx: MergeContext, packs: readonly Pack[]): Promise<BuiltPack> {
+/**
+ * Merges the packs whose section tables are `packs` (consecutive, in seq order, at least two) into one
+ * new durable pack named for their range. It streams: each pack is walked in block order a section
+ * at a time, so it holds one section body per pack in memory, whatever the packs' sizes.
+ */
+export async function mergePacks(ctx: MergeContext, packs: readonly SectionTable[]): Promise<BuiltPack> {
   assert(packs.length >= 2, `a merge takes at least two packs (${packs.length})`);
   for (let i = 1; i < packs.length; i++) {
     assert(packs[i].header.firstSeq === packs[i - 1].header.lastSeq + 1, `merged packs are consecutive (${packs[i - 1].path}, ${packs[i].path})`);
@@ -60,41 +67,155 @@ export async function mergePacks(ctx: MergeContext, packs: readonly Pack[]): Pro
   }
 }
 
-async function mergeVolume(ctx: MergeContext, out: PackWriter, packs: readonly Pack[], volume: number): Promise<void> {
+async function mergeVolume(ctx: MergeContext, out: PackWriter, packs: readonly SectionTable[], volume: number): Promise<void> {
   const { pool, blockSize: B } = ctx;
-  const oldest = new Map<number, BlockAt>();
-  const newest = new Map<number, BlockAt>();
-  for (const p of packs) {
-    for (const section of p.sections) {
-      if (section.volume !== volume) continue;
-      for (let index = 0; index < section.blocks.length; index++) {
-        const block = section.blocks[index];
-        if (!oldest.has(block)) oldest.set(block, { section, index });
-        newest.set(block, { section, index });
-      }
-    }
-  }
-  const blocks = [...oldest.keys()].sort((a, b) => a - b);
+  const heap = new CursorHeap();
+  packs.forEach((table, rank) => {
+    const c = new SectionCursor(ctx.storage, table, volume, rank);
+    if (c.block !== Infinity) heap.push(c);
+  });
   const M = pool.slots[0].blocksMax;
   const jobs = new Jobs();
-  for (let c = 0; c < blocks.length; c += M) {
-    const chunk = blocks.slice(c, c + M);
+  const taken: SectionCursor[] = [];
+  while (heap.size > 0) {
     const slot = await pool.acquire();
-    const job = (async () => {
+    const chunk: number[] = [];
+    const crcs = new Uint32Array(M);
+    try {
       const mem = pool.bytes();
-      const layout = sectionLayout(chunk.length, 0, 0);
-      const body = pool.buffer(slot.out, layout.bwdOffsets);
-      for (let i = 0; i < chunk.length; i++) {
-        decodeOrThrow(oldest.get(chunk[i])!, 'old', mem, slot.oldBlocks + i * B, B);
-        body.writeUInt32LE(newestCrc(newest.get(chunk[i])!, mem, slot.newBlocks, B), layout.fwdOffsets + OFFSET_BYTES * i);
-        putU64(body, BLOCK_NUMBER_BYTES * i, chunk[i]);
+      // Block by block in order: every pack that changed the block is at its head; the first of them
+      // (in seq order) gives the old contents, the last the new contents' CRC.
+      while (heap.size > 0 && chunk.length < M) {
+        const block = heap.top.block;
+        taken.length = 0;
+        while (heap.size > 0 && heap.top.block === block) taken.push(heap.pop());
+        let oldest = taken[0];
+        let newest = taken[0];
+        for (const c of taken) {
+          if (c.rank < oldest.rank) oldest = c;
+          if (c.rank > newest.rank) newest = c;
+        }
+        const i = chunk.length;
+        decodeOrThrow(oldest.at, 'old', mem, slot.oldBlocks + i * B, B);
+        crcs[i] = newestCrc(newest.at, mem, slot.newBlocks, B);
+        chunk.push(block);
+        for (const c of taken) {
+          c.advance();
+          if (c.block !== Infinity) heap.push(c);
+        }
       }
-      const res = (await pool.run({ kind: 'build', table: slot.table, count: 0, blockCount: chunk.length, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: 0, out: slot.out })) as BuildResult;
+    } catch (err) {
+      pool.release(slot);
+      throw err;
+    }
+    const n = chunk.length;
+    const layout = sectionLayout(n, 0, 0);
+    const body = pool.buffer(slot.out, layout.bwdOffsets);
+    for (let i = 0; i < n; i++) {
+      putU64(body, BLOCK_NUMBER_BYTES * i, chunk[i]);
+      body.writeUInt32LE(crcs[i], layout.fwdOffsets + OFFSET_BYTES * i);
+    }
+    const job = (async () => {
+      const res = (await pool.run({ kind: 'build', table: slot.table, count: 0, blockCount: n, blockSize: B, oldBlocks: slot.oldBlocks, newBlocks: 0, out: slot.out })) as BuildResult;
       await out.addSection(volume, chunk, res, pool.buffer(slot.out, slot.outBytes));
     })().finally(() => pool.release(slot));
     jobs.add(job);
   }
   await jobs.settle();
+}
+
+/**
+ * One pack's sections of one volume, walked in block order with one section body in memory. The
+ * sections of a volume hold disjoint runs of blocks (chunks of its sorted changed blocks); a pack
+ * whose runs overlap is damaged.
+ */
+class SectionCursor {
+  private readonly entries: SectionEntry[];
+  private next = 0;
+  private section: PackSection | null = null;
+  private index = 0;
+  /** The current block, Infinity once past the last. */
+  block = Infinity;
+
+  constructor(private readonly storage: Storage, private readonly table: SectionTable, volume: number, readonly rank: number) {
+    this.entries = table.sections.filter((e) => e.volume === volume && e.blockCount > 0).sort((a, b) => a.firstBlock - b.firstBlock);
+    for (let k = 1; k < this.entries.length; k++) {
+      if (this.entries[k].firstBlock <= this.entries[k - 1].lastBlock) throw corrupt(table.path, this.entries[k].bodyPos, `sections of volume index ${volume} overlap`);
+    }
+    this.load();
+  }
+
+  get at(): BlockAt {
+    return { section: this.section!, index: this.index };
+  }
+
+  advance(): void {
+    this.index++;
+    if (this.index < this.section!.blocks.length) this.block = this.section!.blocks[this.index];
+    else this.load();
+  }
+
+  private load(): void {
+    this.section = null;
+    this.block = Infinity;
+    if (this.next >= this.entries.length) return;
+    const e = this.entries[this.next++];
+    // Opened for each section: a step may merge many small packs, and descriptors are a limit too.
+    const f = this.storage.open(this.table.path, 'read');
+    try {
+      this.section = readSection(f, this.table, e);
+    } finally {
+      f.close();
+    }
+    this.index = 0;
+    this.block = this.section.blocks[0];
+  }
+}
+
+/** A binary min-heap of cursors by current block. */
+class CursorHeap {
+  private readonly items: SectionCursor[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  get top(): SectionCursor {
+    return this.items[0];
+  }
+
+  push(c: SectionCursor): void {
+    const a = this.items;
+    a.push(c);
+    let i = a.length - 1;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (a[up].block <= a[i].block) break;
+      [a[up], a[i]] = [a[i], a[up]];
+      i = up;
+    }
+  }
+
+  pop(): SectionCursor {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l].block < a[m].block) m = l;
+        if (r < a.length && a[r].block < a[m].block) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i], a[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
 }
 
 /** The CRC32C of a block's newest contents: carried over, or (a format 1 pack) taken of its decoded forward encoding. */
@@ -105,7 +226,7 @@ function newestCrc(at: BlockAt, mem: Uint8Array, scratch: number, B: number): nu
 }
 
 function decodeOrThrow(at: BlockAt, which: 'old' | 'new', mem: Uint8Array, dst: number, B: number): void {
-  // Packs were checked (CRCs) when read; a malformed encoding past that is a bug, not damage.
+  // Sections are checked (CRCs) when read; a malformed encoding past that is a bug, not damage.
   assert(at.section.decode(at.index, which, mem, dst, B), `block ${at.section.blocks[at.index]} of a checked pack decodes (${which})`);
 }
 

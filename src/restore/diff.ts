@@ -14,7 +14,7 @@
 // sizes are multiples of the block size, so an extent never passes the end).
 // Nothing is missed: every write X+1..Y is inside exactly one of these pieces.
 import { assert, corrupt } from '../errors.js';
-import { readPackBlocks } from '../increment/pack.js';
+import { readPackBlocks } from '../increment/pack-sections.js';
 import type { JournalReader } from '../journal/reader.js';
 import type { Storage } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';

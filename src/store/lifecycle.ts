@@ -19,7 +19,7 @@
 // The hold (ctx.hold) works the same way for files the second tier has not shipped yet.
 import type { Clock } from '../clock.js';
 import type { HistoryFootprint } from '../lifecycle/footprint.js';
-import { readPack } from '../increment/pack.js';
+import { readSectionTable } from '../increment/pack-sections.js';
 import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
 import { mergePacks, mergeStep } from '../lifecycle/merge.js';
@@ -57,7 +57,11 @@ export interface LifecycleContext {
   onWarning?: (message: string) => void;
 }
 
-/** Pack bytes one merge reads at most (at least two packs are merged whatever their size). */
+/**
+ * Pack bytes one merge step reads at most (at least two packs are merged whatever their size): a bound
+ * on one step's time, so a pass gets back to drops and the capacity; memory does not depend on it (a
+ * merge streams its packs a section at a time).
+ */
 export const MERGE_READ_BYTES_MAX = 256 * 2 ** 20;
 /** How long history must fit the policy again before the lifecycle says it does. */
 const OVER_POLICY_QUIET_MS = 60_000;
@@ -312,7 +316,7 @@ export class HistoryLifecycle {
   private async merge(run: PackRef[]): Promise<void> {
     const { from, to, bytes } = mergeStep(run.map((p) => this.ctx.storage.sizeOf(p.path)), MERGE_READ_BYTES_MAX);
     const pieces = run.slice(from, to + 1);
-    const packs = pieces.map((p) => readPack(this.ctx.storage, p.path));
+    const packs = pieces.map((p) => readSectionTable(this.ctx.storage, p.path));
     const built = await mergePacks({ storage: this.ctx.storage, dir: this.ctx.incrementsDir, blockSize: this.ctx.blockSize, pool: this.ctx.pool }, packs);
     const replaced = this.ctx.catalog.replace({ firstSeq: built.header.firstSeq, lastSeq: built.header.lastSeq, path: built.path });
     // A reader in another process that leased a point before them may be reading the replaced packs
