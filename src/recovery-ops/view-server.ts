@@ -6,32 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readOnly, unknownExport } from '../errors.js';
-import type { ExportProvider, NbdExport } from '../nbd/export.js';
+import { unknownExport } from '../errors.js';
+import type { ExportProvider } from '../nbd/export.js';
+import { viewExport } from '../serve/view-export.js';
 import { startNbdServer, type NbdServer } from '../nbd/server.js';
 import type { History } from '../restore/history.js';
 
 /** A read-only export of `volume` after write `seq` (the view's lease ends when the connection does). */
-function viewExport(history: History, volume: string, seq: number): NbdExport {
-  const view = history.view(volume, seq);
-  const refuse = () => {
-    throw readOnly(`export "${volume}" is a read-only view of seq ${seq}`);
-  };
-  return {
-    name: volume,
-    size: view.size,
-    readOnly: true,
-    canTrim: false,
-    canMultiConn: true,
-    read: (offset, length) => view.read(offset, length),
-    write: refuse,
-    writeZeroes: refuse,
-    trim: refuse,
-    flush() {},
-    close: () => view.close(),
-  };
-}
-
 export class ViewServer {
   /** The point connections opened from now on see. */
   point: number;
@@ -57,7 +38,7 @@ export class ViewServer {
       open: (name) => {
         // The default export ("") is the volume too, for clients that send no name.
         if (name !== volume && name !== '') throw unknownExport(name, [volume]);
-        return viewExport(history, volume, self!.point);
+        return viewExport(history, volume, volume, self!.point);
       },
     };
     try {

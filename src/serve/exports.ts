@@ -15,7 +15,8 @@ import type { CloneHandle } from '../clones/clone-set.js';
 import type { Store } from '../store/store.js';
 import { parseTime } from '../units.js';
 import type { Volume } from '../volumes/volume-set.js';
-import { badArgument, exportUnavailable, readOnly, unknownExport } from '../errors.js';
+import { viewExport } from './view-export.js';
+import { badArgument, exportUnavailable, unknownExport } from '../errors.js';
 
 const VIEW_NAME = /^(.+)@(seq|time)=(.+)$/;
 
@@ -142,23 +143,7 @@ export class StoreExports implements ExportProvider {
     let seq: number;
     try {
       seq = kind === 'seq' ? parseSeq(arg) : this.store.history.resolve({ time: parseTime(decodeURIComponent(arg)) });
-      const view = this.store.history.view(v.name, seq);
-      const refuse = () => {
-        throw readOnly(`export "${name}" is a read-only view of the past`);
-      };
-      return {
-        name,
-        size: v.size,
-        readOnly: true,
-        canTrim: false,
-        canMultiConn: true,
-        read: (offset, length) => view.read(offset, length),
-        write: refuse,
-        writeZeroes: refuse,
-        trim: refuse,
-        flush() {},
-        close: () => view.close(),
-      };
+      return viewExport(this.store.history, name, v.name, seq);
     } catch (err) {
       throw exportUnavailable(name, err);
     }
