@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,rollback,e2e,recovery,sustained,lifecycle,bisect runs a subset. The long crash-simulation
+// --only kernels,capture,pipeline,restore,rollback,clone,diff,e2e,recovery,sustained,lifecycle,bisect runs a subset. The long crash-simulation
 // sweep runs only when asked for, with --only sim or --sim-seeds N (N defaults to SIM_SEEDS, else
 // 500): `npm run bench -- --only sim --sim-seeds 500` runs just the sweep.
 import { writeFileSync } from 'node:fs';
@@ -9,6 +9,8 @@ import { benchCapture } from './capture.js';
 import { benchPipeline, printPipeline } from './pipeline.js';
 import { benchRestore, printRestore } from './restore.js';
 import { benchRollback, printRollback } from './rollback.js';
+import { benchClone, printClone } from './clone.js';
+import { benchDiff, printDiff } from './diff.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchSustained, printSustained } from './sustained.js';
 import { benchLifecycle, printLifecycle } from './lifecycle.js';
@@ -68,6 +70,22 @@ if (want('rollback')) {
   const rollback = await benchRollback({ quick });
   printRollback(rollback);
   results.rollback = rollback;
+  save();
+}
+
+if (want('clone')) {
+  console.log('\nClones against volume size: `rewind clone create` and the first read of the clone (as serve does for a client), sparse volumes of 64 MiB to 16 GiB with the same history');
+  const clone = await benchClone({ quick });
+  printClone(clone);
+  results.clone = clone;
+  save();
+}
+
+if (want('diff')) {
+  console.log('\n`rewind diff` against volume size: the extents of the same change set on sparse volumes of 64 MiB to 16 GiB (no volume read)');
+  const diff = await benchDiff({ quick });
+  printDiff(diff);
+  results.diff = diff;
   save();
 }
 

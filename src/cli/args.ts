@@ -34,6 +34,26 @@ export function parseTarget(opts: { seq?: string; time?: string; tx?: string }):
   return { time: parseTime(opts.time!, '--time') };
 }
 
+/**
+ * One end of a range given as `--<name> N` (a seq) or `--<name>-time ISO` (diff, bisect): at most one
+ * of the two; null when neither is given.
+ */
+export function parseEndpoint(seq: string | undefined, time: string | undefined, name: 'from' | 'to'): Target | null {
+  if (seq !== undefined && time !== undefined) throw badArgument(`give --${name} N or --${name}-time ISO, not both`);
+  if (seq !== undefined) return { seq: parseWholeNumber(seq, `--${name}`) };
+  if (time !== undefined) return { time: parseTime(time, `--${name}-time`) };
+  return null;
+}
+
+/** `--from N --to M` with both seqs: the start must not come after the end (checked before the store is opened). */
+export function checkSeqOrder(from: Target | null, to: Target | null, strict: boolean): void {
+  if (from === null || to === null || !('seq' in from) || !('seq' in to)) return;
+  const [a, b] = [from.seq, to.seq];
+  if (strict ? a >= b : a > b) {
+    throw badArgument(strict ? `--from seq ${a} must come before --to seq ${b}` : `--from seq ${a} is after --to seq ${b}: give the earlier point as --from`);
+  }
+}
+
 /** `HOST:PORT`, or `[IPv6]:PORT`. */
 export function parseListen(text: string, flag = '--listen', example = '127.0.0.1:10809'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text.trim());

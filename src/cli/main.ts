@@ -148,12 +148,14 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   program
     .command('bisect')
     .description('find the first write at which a command fails: runs it against read-only views of the volume (NBD URI in $REWIND_URI, {} in the command) and binary-searches between a good and a bad point')
-    .usage('<store> --volume <name> [--from SEQ] [--to SEQ] [--json] -- <command> [args...]')
+    .usage('<store> --volume <name> [--from SEQ | --from-time ISO] [--to SEQ | --to-time ISO] [--json] -- <command> [args...]')
     .argument('<store>', 'store directory')
     .argument('[command...]', 'the command and its arguments, after --; exit 0 means good, anything else bad')
     .requiredOption('--volume <name>', 'volume to search')
     .option('--from <SEQ>', 'a point where the command succeeds (default: the oldest restorable point)')
+    .option('--from-time <ISO>', 'instead of --from: the point after every write stamped at or before this time')
     .option('--to <SEQ>', 'a point where the command fails (default: the newest write)')
+    .option('--to-time <ISO>', 'instead of --to: the point after every write stamped at or before this time')
     .option('--json', 'one JSON document: volume, seq, time, tx, offset, length, writeVolume, exact, lastGood, from, to, probes, candidates')
     .action(run((store, command, opts) => bisectCommand(io, store, command, opts)));
 

@@ -90,9 +90,9 @@ export async function bisect(history: History, opts: BisectOptions): Promise<Bis
   const s = history.held.state();
   const from = opts.from ?? oldestHeld(s);
   const to = opts.to ?? s.lastSeq;
-  if (from >= to) throw badArgument(`--from seq ${from} must come before --to seq ${to}`);
   // Both ends must be points the store holds (the usual message names the held ones around them).
   for (const seq of [from, to]) if (!isHeld(s, seq)) history.resolve({ seq });
+  if (from >= to) throw badArgument(`--from seq ${from} must come before --to seq ${to}`);
   const points = bisectPoints(history, volume, from, to);
   const server = await ViewServer.start(history, volume, from, (m) => opts.log(`${m}\n`));
   let probes = 0;

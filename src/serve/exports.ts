@@ -38,7 +38,7 @@ export class StoreExports implements ExportProvider {
     const volumeName = m ? m[1] : name;
     const v = this.store.volumes.volumes.find((x) => x.name === volumeName);
     if (!v) {
-      // A clone offers no metadata contexts (subjectOf gives null), so base:allocation reads "allocated".
+      // A clone offers base:allocation only (metaContexts), which the NBD layer answers "allocated".
       if (!m && this.store.clones.exists(name)) return this.cloneExport(name);
       throw unknownExport(name, [...this.store.volumes.names(), ...this.store.clones.records().map((c) => c.name)]);
     }
@@ -56,7 +56,10 @@ export class StoreExports implements ExportProvider {
 
   metaContexts(name: string, queries: readonly string[] | null, mode: 'list' | 'set'): string[] | null {
     const subject = this.subjectOf(name);
-    return subject && offeredContexts(subject, queries, mode);
+    if (subject) return offeredContexts(subject, queries, mode);
+    // A clone is an export too (null would tell the client there is no such export): base:allocation
+    // only, since its own writes are not history a dirty bitmap could be drawn from.
+    return !VIEW_NAME.test(name) && this.store.clones.exists(name) ? [] : null;
   }
 
   /** The volume or view an export name stands for (null: no such volume), without opening it. */

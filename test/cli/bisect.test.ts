@@ -1,8 +1,8 @@
 // `rewind bisect`, run as a user runs it (the real bin) with a real NBD client as the probe: nbdsh
 // reads the view at $REWIND_URI (or at {} in the command) and fails once a planted bad write is
 // there. bisect names that write (seq, time, transaction, offset, length) in about log2(writes to the
-// volume) probes, for a write in an applied window and one in the unapplied tail, alongside a running
-// `rewind serve` too; bad input (no command, ends reversed or out of range, a command that fails at
+// volume) probes, for a write in an applied window and one in the unapplied tail, with its ends as
+// seqs or times, alongside a running `rewind serve` too; bad input (no command, ends reversed or out of range, a command that fails at
 // --from or succeeds at --to, one that cannot run) exits 2 with a message saying what to change.
 import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,13 @@ describe.skipIf(!has)('rewind bisect with nbdsh as the probe', () => {
     expect(Number(m![4])).toBeLessThanOrEqual(maxProbes(tail, 30, 60));
   });
 
+  it('takes its ends as times too (--from-time, --to-time: the point after every write stamped at or before)', async () => {
+    const at = (seq: number) => new Date(applied.timeOfSeq[seq] + 500).toISOString();
+    const r = await rewind(['bisect', applied.dir, '--volume', DB.name, '--from-time', at(10), '--to-time', at(40), '--json', '--', 'nbdsh', '-u', '{}', '-c', PROBE]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ seq: 23, exact: true, from: 10, to: 40 });
+  });
+
   it('works alongside a running rewind serve (readers take no lock)', async () => {
     // The store as its writer left it when it died (the lock of a process that is gone), served again.
     const dir = `${applied.dir}-served`;
@@ -103,6 +110,10 @@ describe('rewind bisect: bad input exits 2 and says what to change', () => {
     ['no command', () => ['--volume', 'db'], /give the command to run after --/],
     ['--from after --to', () => ['--volume', 'db', '--from', '30', '--to', '20', '--', 'true'], /--from seq 30 must come before --to seq 20/],
     ['--to after the newest write', () => ['--volume', 'db', '--to', '61', '--', 'true'], /seq 61 is after the newest write \(seq 60\)/],
+    ['--from after the newest write (no --to)', () => ['--volume', 'db', '--from', '99', '--', 'true'], /seq 99 is after the newest write \(seq 60\)/],
+    ['--from and --from-time', () => ['--volume', 'db', '--from', '1', '--from-time', '2026-01-01T00:00:00Z', '--', 'true'], /give --from N or --from-time ISO, not both/],
+    ['--to-time not a time', () => ['--volume', 'db', '--to-time', 'noon', '--', 'true'], /--to-time/],
+    ['--to-time before the store', () => ['--volume', 'db', '--to-time', '2000-01-01T00:00:00Z', '--', 'true'], /before the oldest retained point/],
     ['--from not a number', () => ['--volume', 'db', '--from', 'x', '--', 'true'], /--from "x" must be a whole number/],
     ['an unknown volume', () => ['--volume', 'zz', '--', 'true'], /unknown volume "zz" \(volumes: db, logs, cfg\)/],
     ['a command that fails at --from', () => ['--volume', 'db', '--', 'false'], /the command already fails at --from seq 0 \(exit 1\): bisect needs --from at a point where it succeeds/],

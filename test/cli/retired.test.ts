@@ -2,7 +2,8 @@
 // library and a manual clock ending now, then closed): `restore` at a point no longer held exits 2
 // naming the oldest restorable point and the nearest held points on both sides, and writes nothing;
 // with --nearest it restores the nearest held point at or before the target and says which (JSON and
-// text); a held target says nearest false; `log --json` gives every retained point its granularity.
+// text); a held target says nearest false; `clone create` refuses or, with --nearest, takes the same
+// nearest point; `log --json` gives every retained point its granularity.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rewind as runRewind, type Ran } from '../helpers/processes.js';
@@ -89,6 +90,26 @@ describe('restore at a point no longer held', () => {
     expect(tx.code, tx.stderr).toBe(0);
     expect(JSON.parse(tx.stdout)).toMatchObject({ seq: h.windowEnd(9), time: endTime(9), requested: 'tx 9', nearest: false });
     expectVolumeAt(out, h.windowEnd(9));
+  });
+});
+
+describe('clone create at a point no longer held', () => {
+  it('exits 2 naming the held points and creates nothing; --nearest clones the one before and says so', async () => {
+    const refused = await rewind('clone', 'create', h.dir, 'old', '--volume', VOLUME, '--tx', '8');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`after it: seq ${h.windowEnd(9)} (${endTime(9)}); --nearest`);
+    expect(refused.stdout).toBe('');
+    expect((await rewind('clone', 'list', h.dir, '--json')).stdout).toBe('[]\n');
+
+    const j = await rewind('clone', 'create', h.dir, 'old', '--volume', VOLUME, '--tx', '8', '--nearest', '--json');
+    expect(j.code, j.stderr).toBe(0);
+    expect(JSON.parse(j.stdout)).toMatchObject({ name: 'old', volume: VOLUME, seq: h.windowEnd(6), time: endTime(6), requested: 'tx 8', nearest: true });
+    const t = await rewind('clone', 'create', h.dir, 'old2', '--volume', VOLUME, '--seq', String(h.windowEnd(4) + 1), '--nearest');
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toContain(`created clone old2 of ${VOLUME} at seq ${h.windowEnd(3)} (${endTime(3)}) — the nearest held point at or before seq ${h.windowEnd(4) + 1}`);
+    const held = await rewind('clone', 'create', h.dir, 'held', '--volume', VOLUME, '--tx', '9', '--nearest', '--json');
+    expect(JSON.parse(held.stdout)).toMatchObject({ seq: h.windowEnd(9), requested: 'tx 9', nearest: false });
+    for (const name of ['old', 'old2', 'held']) expect((await rewind('clone', 'delete', h.dir, name)).code).toBe(0);
   });
 });
 

@@ -84,6 +84,7 @@ describe('rewind diff and NBD dirty bitmaps', () => {
       [['--volume', 'disk0', '--from', '0', '--to', '5'], /seq 5 is after the newest write \(seq 0\)/],
       [['--volume', 'nope', '--from', '0'], /unknown volume "nope"/],
       [['--volume', 'disk0', '--from-time', 'yesterday'], /--from-time/],
+      [['--volume', 'disk0', '--from', '3', '--to', '1'], /^rewind: --from seq 3 is after --to seq 1: give the earlier point as --from\n$/],
     ];
     for (const [args, message] of cases) {
       const r = await rewind(['diff', store, ...args]);

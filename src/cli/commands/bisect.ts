@@ -1,4 +1,4 @@
-// `rewind bisect <store> --volume V [--from X] [--to Y] -- CMD ...`: finds the first write at which
+// `rewind bisect <store> --volume V [--from X | --from-time T] [--to Y | --to-time T] -- CMD ...`: finds the first write at which
 // CMD, run against read-only views of the volume, fails (recovery-ops/bisect.ts). Opens the store as a
 // reader (no lock), so it works while `rewind serve` runs. CMD's output and one line per probe go to
 // stderr; the answer goes to stdout (--json: one document).
@@ -6,13 +6,15 @@ import type { Io } from '../io.js';
 import { openStoreReader } from '../../store/reader.js';
 import { bisect, type BisectResult } from '../../recovery-ops/bisect.js';
 import { formatBytes, isoTime } from '../../units.js';
-import { parseWholeNumber } from '../args.js';
+import { checkSeqOrder, parseEndpoint } from '../args.js';
 import { EXIT } from '../exit-codes.js';
 
 export interface BisectFlags {
   volume: string;
   from?: string;
+  fromTime?: string;
   to?: string;
+  toTime?: string;
   json?: boolean;
 }
 
@@ -32,10 +34,14 @@ function asText(r: BisectResult): string {
 }
 
 export async function bisectCommand(io: Io, store: string, cmd: string[], flags: BisectFlags): Promise<number> {
-  const from = flags.from === undefined ? undefined : parseWholeNumber(flags.from, '--from');
-  const to = flags.to === undefined ? undefined : parseWholeNumber(flags.to, '--to');
+  const fromTarget = parseEndpoint(flags.from, flags.fromTime, 'from');
+  const toTarget = parseEndpoint(flags.to, flags.toTime, 'to');
+  checkSeqOrder(fromTarget, toTarget, true);
   const reader = await openStoreReader(store);
   try {
+    // A time stands for the point after every write stamped at or before it, as for restore.
+    const from = fromTarget === null ? undefined : reader.history.resolve(fromTarget);
+    const to = toTarget === null ? undefined : reader.history.resolve(toTarget);
     const r = await bisect(reader.history, { volume: flags.volume, from, to, cmd, log: io.err });
     if (flags.json) {
       io.out(JSON.stringify({

@@ -17,7 +17,13 @@ export interface CloneCreateOptions {
   time?: string;
   tx?: string;
   maxBytes?: string;
+  nearest?: boolean;
   json?: boolean;
+}
+
+/** The target as the user typed it: `seq 12`, `time 2026-11-25T12:00:00Z`, `tx 3`. */
+function requested(opts: CloneCreateOptions): string {
+  return opts.seq !== undefined ? `seq ${opts.seq}` : opts.tx !== undefined ? `tx ${opts.tx}` : `time ${opts.time}`;
 }
 
 /** The record as printed: what a user or script needs, without the format fields. */
@@ -30,10 +36,15 @@ export async function cloneCreateCommand(io: Io, store: string, name: string, op
   const maxBytes = opts.maxBytes !== undefined ? parseSize(opts.maxBytes, '--max-bytes') : null;
   const reader = await openStoreReader(store);
   try {
-    const r = await createClone({ dir: store, history: reader.history }, name, opts.volume, target, { maxBytes });
-    if (opts.json) io.out(JSON.stringify(shown(r)) + '\n');
+    const history = reader.history;
+    history.volumes.byName(opts.volume);
+    // --nearest: a target retention retired stands for the nearest held point at or before it.
+    const { seq, substituted } = history.resolvePoint(target, { nearest: opts.nearest === true });
+    const r = await createClone({ dir: store, history }, name, opts.volume, substituted ? { seq } : target, { maxBytes });
+    if (opts.json) io.out(JSON.stringify({ ...shown(r), requested: requested(opts), nearest: substituted }) + '\n');
     else {
-      io.out(`created clone ${r.name} of ${r.volume} at ${describeTarget(target)} (state after seq ${r.seq}${r.time ? `, ${r.time}` : ''})` +
+      const at = substituted ? `seq ${r.seq}${r.time ? ` (${r.time})` : ''} — the nearest held point at or before ${describeTarget(target)}` : `${describeTarget(target)} (state after seq ${r.seq}${r.time ? `, ${r.time}` : ''})`;
+      io.out(`created clone ${r.name} of ${r.volume} at ${at}` +
         `${r.maxBytes !== null ? `, writes up to ${formatBytes(r.maxBytes)}` : ''}; rewind serve exports it read-write as "${r.name}"\n`);
     }
     return EXIT.OK;
@@ -90,7 +101,8 @@ export function addCloneCommands(program: Command, run: Run, io: Io): void {
     .option('--time <ISO>', 'state after every write stamped at or before this ISO 8601 time')
     .option('--tx <ID>', 'state at the end of transaction window ID')
     .option('--max-bytes <size>', "bound on the bytes the clone's writes take (whole blocks; K/M/G/T suffixes); past it a write gets ENOSPC")
-    .option('--json', 'print the clone as JSON: name, volume, seq, time, maxBytes, createdAt')
+    .option('--nearest', 'when the target is no longer held (retention retired it), clone the nearest held point at or before it')
+    .option('--json', 'print the clone as JSON: name, volume, seq, time, maxBytes, createdAt, requested, nearest')
     .action(run((store, name, opts) => cloneCreateCommand(io, store, name, opts)));
   clone
     .command('list')

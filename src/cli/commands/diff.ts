@@ -4,10 +4,9 @@
 import type { Io } from '../io.js';
 import { openStoreReader } from '../../store/reader.js';
 import { badArgument } from '../../errors.js';
-import type { Target } from '../../restore/target.js';
 import { extentBytes } from '../../restore/diff.js';
-import { formatBytes, isoTime, parseTime } from '../../units.js';
-import { parseWholeNumber } from '../args.js';
+import { formatBytes, isoTime } from '../../units.js';
+import { checkSeqOrder, parseEndpoint } from '../args.js';
 import { EXIT } from '../exit-codes.js';
 
 export interface DiffOptions {
@@ -19,18 +18,11 @@ export interface DiffOptions {
   json?: boolean;
 }
 
-/** `--<name> N` or `--<name>-time ISO`: exactly one (`optional`: neither is fine too). */
-function point(seq: string | undefined, time: string | undefined, name: 'from' | 'to', optional: boolean): Target | null {
-  if (seq !== undefined && time !== undefined) throw badArgument(`give --${name} N or --${name}-time ISO, not both`);
-  if (seq !== undefined) return { seq: parseWholeNumber(seq, `--${name}`) };
-  if (time !== undefined) return { time: parseTime(time, `--${name}-time`) };
-  if (optional) return null;
-  throw badArgument(`give the start point: --${name} N (a seq; 0 is before the first write) or --${name}-time ISO`);
-}
-
 export async function diffCommand(io: Io, store: string, opts: DiffOptions): Promise<number> {
-  const from = point(opts.from, opts.fromTime, 'from', false)!;
-  const toArg = point(opts.to, opts.toTime, 'to', true);
+  const from = parseEndpoint(opts.from, opts.fromTime, 'from');
+  if (from === null) throw badArgument('give the start point: --from N (a seq; 0 is before the first write) or --from-time ISO');
+  const toArg = parseEndpoint(opts.to, opts.toTime, 'to');
+  checkSeqOrder(from, toArg, false);
   const reader = await openStoreReader(store);
   try {
     const h = reader.history;
