@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, side by side in one run; prints tables and writes the figures
 // as JSON (bench-results.json, or the path given with --json-out). --quick: short runs (~3 min);
-// --only kernels,capture,pipeline,restore,rollback,clone,diff,e2e,recovery,sustained,lifecycle,bisect runs a subset. The long crash-simulation
+// --only kernels,capture,pipeline,restore,rollback,clone,diff,e2e,recovery,sustained,lifecycle,bisect,tier runs a subset. The long crash-simulation
 // sweep runs only when asked for, with --only sim or --sim-seeds N (N defaults to SIM_SEEDS, else
 // 500): `npm run bench -- --only sim --sim-seeds 500` runs just the sweep.
 import { writeFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { benchLifecycle, printLifecycle } from './lifecycle.js';
 import { benchSimSweep, printSimSweep } from './sim-sweep.js';
 import { benchBisect, printBisect } from './bisect.js';
 import { benchRecovery, printRecovery } from './recovery.js';
+import { benchTier, printTier } from './tier.js';
 import { fixed } from './format.js';
 
 const quick = process.argv.includes('--quick');
@@ -134,6 +135,14 @@ if (want('bisect')) {
   const bisect = await benchBisect({ quick });
   printBisect(bisect);
   results.bisect = bisect;
+  save();
+}
+
+if (want('tier')) {
+  console.log('\nSecond tier under sustained writes: fio through `rewind serve` shipping to S3 (a Ceph of its own, or REWIND_TIER_ENDPOINT): upload against capture, the backlog over time; then one volume restored from the tier alone and locally');
+  const tier = await benchTier({ quick, log: (m) => console.log(m) });
+  printTier(tier);
+  results.tier = tier;
   save();
 }
 
