@@ -7,6 +7,7 @@
 // `rewind status --json` reports appliedSeq == lastSeq.
 //
 // Run alone: npm run build && node dist/bench/e2e.js [--quick] [--rounds N] [--seconds S] [--cpu-prof DIR]
+//   [--only 4k|64k] [--plain] [--store-only] [--memory-only] [--json]
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, ftruncateSync } from 'node:fs';
@@ -352,7 +353,8 @@ if (isMain(import.meta.url)) {
       cpuProfDir: arg('--cpu-prof'),
       storeOnly: args.includes('--store-only'),
       memoryOnly: args.includes('--memory-only'),
-      workloads: only ? E2E_WORKLOADS.filter((w) => w.bs === only) : undefined,
+      // --plain: without the flushing and FUA clients.
+      workloads: E2E_WORKLOADS.filter((w) => (!only || w.bs === only) && (!args.includes('--plain') || (!w.fsync && !w.fua))),
     });
     printE2E(rows);
     if (args.includes('--json')) console.log(JSON.stringify(rows, null, 2));
