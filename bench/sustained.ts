@@ -19,7 +19,7 @@ import { LIMITS } from '../src/limits.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../src/journal/record.js';
 import { nodeStorage } from '../src/storage/node-storage.js';
 import { TransactionIndex } from '../src/transactions/transactions.js';
-import { diskWriteMBps, ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, vmHwmMB, waitForPort } from './servers.js';
+import { diskWriteMBps, ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, threadCpuUs, vmHwmMB, waitForPort } from './servers.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -31,6 +31,8 @@ export interface SustainedSample {
   lagBytes: number;
   /** Bytes the serve process made dirty for the disk so far (/proc/PID/io write_bytes). */
   ioWriteBytes: number;
+  /** CPU the serve process used so far per thread name (bench/servers.ts threadCpuUs), microseconds. */
+  threadCpuUs: Record<string, number>;
 }
 
 export interface SustainedRow {
@@ -52,6 +54,8 @@ export interface SustainedRow {
   layoutMBps: number;
   /** lastThirdMBps / layoutMBps (goal: >= 0.85). */
   ofLayout: number;
+  /** Share of one core each thread of serve used over the last third (main, rw-kernel, other, ...). */
+  lastThirdCores: Record<string, number>;
   samples: SustainedSample[];
 }
 
@@ -112,7 +116,7 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
       const records = journalPayloadBytes(store);
       const capturedBytes = records - Math.round(records / (bsBytes + RECORD_HEADER_BYTES)) * RECORD_HEADER_BYTES;
       const t = (performance.now() - t0) / 1000;
-      samples.push({ t, capturedBytes, appliedBytes, lagBytes: Math.max(0, capturedBytes - appliedBytes), ioWriteBytes: ioWriteBytes(child.pid!) });
+      samples.push({ t, capturedBytes, appliedBytes, lagBytes: Math.max(0, capturedBytes - appliedBytes), ioWriteBytes: ioWriteBytes(child.pid!), threadCpuUs: threadCpuUs(child.pid!) });
     }
     const code = await fioDone;
     if (code !== 0) throw new Error(`fio exited with ${code}`);
@@ -129,6 +133,8 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
     const bytesPerByte = (lastB.ioWriteBytes - lastA.ioWriteBytes) / Math.max(1, lastB.capturedBytes - lastA.capturedBytes);
     const lastThirdMBps = rate((2 * seconds) / 3, seconds);
     const layoutMBps = diskMBps / bytesPerByte;
+    const lastThirdCores: Record<string, number> = {};
+    for (const [name, us] of Object.entries(lastB.threadCpuUs)) lastThirdCores[name] = (us - (lastA.threadCpuUs[name] ?? 0)) / 1e6 / Math.max(1e-9, lastB.t - lastA.t);
     const half = seconds / 2;
     const maxLag = (pred: (s: SustainedSample) => boolean) => Math.max(0, ...samples.filter(pred).map((s) => s.lagBytes)) / MiB;
     const lagBoundMiB = LIMITS.pendingBytesMax / MiB;
@@ -143,7 +149,7 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
       lagBoundMiB,
       bounded: second <= lagBoundMiB + LIMITS.windowBytesMax / MiB,
       peakRssMB,
-      diskMBps, bytesPerByte, layoutMBps, ofLayout: lastThirdMBps / layoutMBps,
+      diskMBps, bytesPerByte, layoutMBps, ofLayout: lastThirdMBps / layoutMBps, lastThirdCores,
       samples,
     }];
   } finally {
@@ -168,6 +174,7 @@ export function printSustained(rows: SustainedRow[]): void {
     'layout limit MB/s': f(r.layoutMBps),
     'of the limit (goal >= 0.85)': f(r.ofLayout, 2),
   })));
+  for (const r of rows) console.log(`sustained: cores used per thread over the last third: ${Object.entries(r.lastThirdCores).map(([t, c]) => `${t} ${c.toFixed(2)}`).join(', ')}`);
 }
 
 if (isMain(import.meta.url)) {
