@@ -7,6 +7,7 @@
 // `rewind status --json` reports appliedSeq == lastSeq.
 //
 // Run alone: npm run build && node dist/bench/e2e.js [--quick] [--rounds N] [--seconds S] [--cpu-prof DIR]
+//   [--only 4k|64k] [--plain] [--store-only] [--memory-only] [--json]
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, ftruncateSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMain } from './main-module.js';
-import { cpuUs, ensureTools, freePort, ioWriteBytes, rewindBin, root, settleDisk, stop, vmHwmMB, waitForPort } from './servers.js';
+import { cpuUs, ensureTools, freePort, ioWriteBytes, rewindBin, root, settleDisk, stop, threadCpuPerWrite, threadCpuUs, vmHwmMB, waitForPort } from './servers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 import { fixed } from './format.js';
@@ -56,6 +57,8 @@ export interface E2ERun {
   lastSeq?: number;
   /** rewind only: CPU per write spent after fio ended, until the replica caught up. */
   cpuUsPerWriteAfter?: number;
+  /** rewind only: CPU per write of each thread (by name, bench/servers.ts threadCpuUs) from fio's start until applied. */
+  threadCpuUs?: Record<string, number>;
 }
 
 export interface E2ERow {
@@ -201,6 +204,7 @@ async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions)
   });
   try {
     await waitForPort(port, child);
+    const threads0 = threadCpuUs(child.pid!);
     const r = fioMeasured(`nbd://127.0.0.1:${port}/disk0`, w, seconds, child.pid!);
     const ended = performance.now();
     const cpuEnded = cpuUs(child.pid!);
@@ -211,10 +215,11 @@ async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions)
     }
     const lagMs = s.appliedSeq >= s.lastSeq ? performance.now() - ended : NaN;
     const cpuUsPerWriteAfter = (cpuUs(child.pid!) - cpuEnded) / r.writes;
+    const threads = threadCpuPerWrite(threads0, threadCpuUs(child.pid!), r.writes);
     const writeAmp = (ioWriteBytes(child.pid!) - r.ioBytesAtStart) / r.bytes;
     const peakRssMB = vmHwmMB(child.pid!);
     if (r.error !== 0 || /failed/i.test(stderr)) opts.log?.(`e2e: rewind serve reported: ${stderr.split('\n').filter((l) => /failed/i.test(l)).slice(0, 3).join(' | ')}`);
-    return { server: 'rewind serve', iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, writeAmp, peakRssMB, lagMs, lastSeq: s.lastSeq, cpuUsPerWriteAfter };
+    return { server: 'rewind serve', iops: r.iops, mbps: r.mbps, error: r.error, cpuUsPerWrite: r.cpuUsPerWrite, fioCpuPct: r.fioCpuPct, writeAmp, peakRssMB, lagMs, lastSeq: s.lastSeq, cpuUsPerWriteAfter, threadCpuUs: threads };
   } finally {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
@@ -289,7 +294,8 @@ export async function benchE2E(opts: E2EOptions = {}): Promise<E2ERow[]> {
         const rewind = await runRewindServe(w, seconds, { ...opts, log });
         const nbdkit = await runNbdkitFile(w, seconds);
         store.push({ rewind, nbdkit });
-        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (${rewind.cpuUsPerWrite.toFixed(1)} µs CPU/write, +${rewind.cpuUsPerWriteAfter?.toFixed(1)} after; fio ${rewind.fioCpuPct.toFixed(0)} % CPU; ${rewind.writeAmp.toFixed(2)} bytes to disk per byte; lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS (${nbdkit.cpuUsPerWrite.toFixed(1)} µs CPU/write; fio ${nbdkit.fioCpuPct.toFixed(0)} % CPU; ${nbdkit.writeAmp.toFixed(2)} bytes to disk per byte)`);
+        const perThread = Object.entries(rewind.threadCpuUs ?? {}).map(([t, us]) => `${t} ${us.toFixed(1)}`).join(', ');
+        log(`e2e: ${w.name} round ${i + 1}/${rounds}: rewind serve ${rewind.iops.toFixed(0)} IOPS (${rewind.cpuUsPerWrite.toFixed(1)} µs CPU/write, +${rewind.cpuUsPerWriteAfter?.toFixed(1)} after; fio ${rewind.fioCpuPct.toFixed(0)} % CPU; ${rewind.writeAmp.toFixed(2)} bytes to disk per byte; lag ${rewind.lagMs?.toFixed(0)} ms, RSS ${rewind.peakRssMB?.toFixed(0)} MB), nbdkit file ${nbdkit.iops.toFixed(0)} IOPS (${nbdkit.cpuUsPerWrite.toFixed(1)} µs CPU/write; fio ${nbdkit.fioCpuPct.toFixed(0)} % CPU; ${nbdkit.writeAmp.toFixed(2)} bytes to disk per byte); rewind µs/write by thread until applied: ${perThread}`);
       }
       if (!opts.storeOnly && !w.storeOnly) {
         const rm = await runRewindMemory(w, seconds);
@@ -347,7 +353,8 @@ if (isMain(import.meta.url)) {
       cpuProfDir: arg('--cpu-prof'),
       storeOnly: args.includes('--store-only'),
       memoryOnly: args.includes('--memory-only'),
-      workloads: only ? E2E_WORKLOADS.filter((w) => w.bs === only) : undefined,
+      // --plain: without the flushing and FUA clients.
+      workloads: E2E_WORKLOADS.filter((w) => (!only || w.bs === only) && (!args.includes('--plain') || (!w.fsync && !w.fua))),
     });
     printE2E(rows);
     if (args.includes('--json')) console.log(JSON.stringify(rows, null, 2));

@@ -1,7 +1,7 @@
 // Helpers the end-to-end and sustained benchmarks share: where the rewind bin is, the Debian tools
 // they need, starting and stopping server processes, and what /proc says about a process.
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +80,40 @@ export function cpuUs(pid: number): number {
     return NaN;
   }
 }
+/**
+ * CPU time (user + system) of each live thread of a process so far, microseconds, summed by thread
+ * name: "main" for the event loop (tid = pid), the name a thread gave itself (rewind's workers name
+ * themselves: src/thread-name.ts), "other" for unnamed ones (libuv's I/O pool, V8's GC and compiler).
+ */
+export function threadCpuUs(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const label = Number(tid) === pid ? 'main' : comm === 'node' ? 'other' : comm;
+      out[label] = (out[label] ?? 0) + ((Number(f[11]) + Number(f[12])) * 1e6) / CLOCK_TICKS;
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Per-thread CPU between two threadCpuUs samples, per write (µs), largest first. */
+export function threadCpuPerWrite(before: Record<string, number>, after: Record<string, number>, writes: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [label, us] of Object.entries(after)) out[label] = (us - (before[label] ?? 0)) / writes;
+  return Object.fromEntries(Object.entries(out).sort((a, b) => b[1] - a[1]));
+}
+
 /** Bytes the process has caused to be written to storage so far (dirtied pages, direct writes). */
 export function ioWriteBytes(pid: number): number {
   try {
@@ -108,4 +142,24 @@ export function vmHwmMB(pid: number): number {
  */
 export function settleDisk(): void {
   spawnSync('sync', { stdio: 'ignore' });
+}
+
+/**
+ * The disk's sequential write rate, MB/s: `bytes` appended in 1 MiB writes to a new file in `dir`
+ * (the file system the stores use), then one fdatasync, timed together (what `dd conv=fdatasync` does).
+ */
+export function diskWriteMBps(dir: string, bytes = 2 ** 30): number {
+  const file = `${dir}/disk-rate.tmp`;
+  const chunk = Buffer.alloc(2 ** 20, 0x5a);
+  settleDisk();
+  const fd = openSync(file, 'w');
+  try {
+    const t0 = performance.now();
+    for (let at = 0; at < bytes; at += chunk.byteLength) writeSync(fd, chunk, 0, chunk.byteLength, at);
+    fdatasyncSync(fd);
+    return bytes / 1e6 / ((performance.now() - t0) / 1000);
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
 }

@@ -4,7 +4,10 @@
 // not yet applied (journal bytes minus the bytes of the windows in the transaction index). The lag
 // is bounded when its maximum over the second half of the run is no higher than the configured
 // bound plus one window; the rate fio sees over the last third is the steady state, where capture
-// runs at the speed windows are applied.
+// runs at the speed windows are applied. Against the disk: its sequential write rate (measured
+// first, bench/servers.ts diskWriteMBps) over the bytes rewind makes dirty per byte captured in the
+// last third (/proc/PID/io write_bytes: journal, production, pack, replica) is the most capture can
+// be with rewind's layout; the goal is 85 % of that.
 //
 // Run alone: npm run build && node dist/bench/sustained.js [--quick] [--seconds S] [--bs 64k|4k]
 
@@ -16,7 +19,7 @@ import { LIMITS } from '../src/limits.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../src/journal/record.js';
 import { nodeStorage } from '../src/storage/node-storage.js';
 import { TransactionIndex } from '../src/transactions/transactions.js';
-import { ensureTools, freePort, rewindBin, settleDisk, stop, vmHwmMB, waitForPort } from './servers.js';
+import { diskWriteMBps, ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, threadCpuUs, vmHwmMB, waitForPort } from './servers.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -26,6 +29,10 @@ export interface SustainedSample {
   capturedBytes: number;
   appliedBytes: number;
   lagBytes: number;
+  /** Bytes the serve process made dirty for the disk so far (/proc/PID/io write_bytes). */
+  ioWriteBytes: number;
+  /** CPU the serve process used so far per thread name (bench/servers.ts threadCpuUs), microseconds. */
+  threadCpuUs: Record<string, number>;
 }
 
 export interface SustainedRow {
@@ -39,6 +46,16 @@ export interface SustainedRow {
   lagBoundMiB: number;
   bounded: boolean;
   peakRssMB: number;
+  /** The disk's sequential write rate (1 GiB in 1 MiB writes and one fdatasync), MB/s. */
+  diskMBps: number;
+  /** Bytes made dirty for the disk per byte captured, over the last third. */
+  bytesPerByte: number;
+  /** What the layout allows: diskMBps / bytesPerByte. */
+  layoutMBps: number;
+  /** lastThirdMBps / layoutMBps (goal: >= 0.85). */
+  ofLayout: number;
+  /** Share of one core each thread of serve used over the last third (main, rw-kernel, other, ...). */
+  lastThirdCores: Record<string, number>;
   samples: SustainedSample[];
 }
 
@@ -68,8 +85,10 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
   const seconds = opts.seconds ?? (opts.quick ? 10 : 30);
   const bs = opts.bs ?? '64k';
   const bsBytes = bs === '4k' ? 4096 : 65536;
-  settleDisk();
   const dir = mkdtempSync(join(tmpdir(), 'rewind-sustained-'));
+  const diskMBps = diskWriteMBps(dir);
+  log(`sustained: the disk writes ${diskMBps.toFixed(0)} MB/s sequentially (1 GiB, 1 MiB writes, fdatasync)`);
+  settleDisk();
   const store = join(dir, 'store');
   const port = await freePort();
   const child = spawn(process.execPath, [rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] });
@@ -97,7 +116,7 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
       const records = journalPayloadBytes(store);
       const capturedBytes = records - Math.round(records / (bsBytes + RECORD_HEADER_BYTES)) * RECORD_HEADER_BYTES;
       const t = (performance.now() - t0) / 1000;
-      samples.push({ t, capturedBytes, appliedBytes, lagBytes: Math.max(0, capturedBytes - appliedBytes) });
+      samples.push({ t, capturedBytes, appliedBytes, lagBytes: Math.max(0, capturedBytes - appliedBytes), ioWriteBytes: ioWriteBytes(child.pid!), threadCpuUs: threadCpuUs(child.pid!) });
     }
     const code = await fioDone;
     if (code !== 0) throw new Error(`fio exited with ${code}`);
@@ -109,6 +128,13 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
       const b = at(to);
       return (b.capturedBytes - a.capturedBytes) / 1e6 / Math.max(1e-9, b.t - a.t);
     };
+    const lastA = at((2 * seconds) / 3);
+    const lastB = at(seconds);
+    const bytesPerByte = (lastB.ioWriteBytes - lastA.ioWriteBytes) / Math.max(1, lastB.capturedBytes - lastA.capturedBytes);
+    const lastThirdMBps = rate((2 * seconds) / 3, seconds);
+    const layoutMBps = diskMBps / bytesPerByte;
+    const lastThirdCores: Record<string, number> = {};
+    for (const [name, us] of Object.entries(lastB.threadCpuUs)) lastThirdCores[name] = (us - (lastA.threadCpuUs[name] ?? 0)) / 1e6 / Math.max(1e-9, lastB.t - lastA.t);
     const half = seconds / 2;
     const maxLag = (pred: (s: SustainedSample) => boolean) => Math.max(0, ...samples.filter(pred).map((s) => s.lagBytes)) / MiB;
     const lagBoundMiB = LIMITS.pendingBytesMax / MiB;
@@ -117,12 +143,13 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
       workload: bs === '4k' ? '4 KiB random write, QD16' : '64 KiB sequential write, QD4',
       seconds,
       firstThirdMBps: rate(0, seconds / 3),
-      lastThirdMBps: rate((2 * seconds) / 3, seconds),
+      lastThirdMBps,
       lagMaxMiBFirstHalf: maxLag((s) => s.t <= half),
       lagMaxMiBSecondHalf: second,
       lagBoundMiB,
       bounded: second <= lagBoundMiB + LIMITS.windowBytesMax / MiB,
       peakRssMB,
+      diskMBps, bytesPerByte, layoutMBps, ofLayout: lastThirdMBps / layoutMBps, lastThirdCores,
       samples,
     }];
   } finally {
@@ -142,7 +169,12 @@ export function printSustained(rows: SustainedRow[]): void {
     'lag bound MiB': f(r.lagBoundMiB),
     bounded: r.bounded ? 'yes' : 'no',
     'peak RSS MB': f(r.peakRssMB),
+    'disk MB/s': f(r.diskMBps),
+    'bytes to disk per byte (last third)': f(r.bytesPerByte, 2),
+    'layout limit MB/s': f(r.layoutMBps),
+    'of the limit (goal >= 0.85)': f(r.ofLayout, 2),
   })));
+  for (const r of rows) console.log(`sustained: cores used per thread over the last third: ${Object.entries(r.lastThirdCores).map(([t, c]) => `${t} ${c.toFixed(2)}`).join(', ')}`);
 }
 
 if (isMain(import.meta.url)) {

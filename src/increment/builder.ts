@@ -16,7 +16,7 @@ import type { KernelPool, Slot } from './pool.js';
 import type { BuildResult } from './tasks.js';
 import { readAsync } from '../storage/storage.js';
 import type { ClosedWindow } from '../window/closed-window.js';
-import { VolumeWrites, type LoadedWindow } from './window-records.js';
+import { volumeWritesOf, type VolumeWrites, type LoadedWindow } from './window-records.js';
 
 export interface BuilderContext {
   storage: Storage;
@@ -35,9 +35,8 @@ export async function buildPack(ctx: BuilderContext, w: ClosedWindow, loaded: Lo
   try {
     const jobs = new Jobs();
     for (const volume of ctx.volumes.volumes) {
-      const recs = w.records.filter((r) => r.volume === volume.index);
-      if (recs.length === 0) continue;
-      const writes = new VolumeWrites(recs, B);
+      const writes = volumeWritesOf(loaded, volume.index, B);
+      if (writes.records.length === 0) continue;
       const blocks = writes.blocks;
       const M = pool.slots[0].blocksMax;
       for (let c = 0; c < blocks.length; c += M) {

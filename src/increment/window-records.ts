@@ -22,6 +22,8 @@ export interface WindowWrites {
 export interface LoadedWindow {
   window: WindowWrites;
   payload: Uint32Array;
+  /** Per volume index, its writes (volumeWritesOf). */
+  volumes: Map<number, VolumeWrites>;
 }
 
 export async function loadWindowRecords(pool: KernelPool, journal: JournalReader, w: WindowWrites): Promise<LoadedWindow> {
@@ -73,7 +75,7 @@ export async function loadWindowRecords(pool: KernelPool, journal: JournalReader
       throw corrupt(journal.pathOf(r.segment), r.position, `payload of seq ${r.seq} does not match its checksum`);
     }
   }
-  return { window: w, payload };
+  return { window: w, payload, volumes: new Map() };
 }
 
 /** Sorted, distinct block numbers touched by the records. */
@@ -99,6 +101,9 @@ export function indexOfBlock(sorted: readonly number[], block: number): number {
   return lo;
 }
 
+/** Write indices are packed below this in VolumeWrites' sort keys (far above windowWritesMax). */
+const WRITE_INDEX_LIMIT = 2 ** 21;
+
 /**
  * One volume's writes in a window, with where they fall among its changed blocks: the writes of a
  * chunk of consecutive changed blocks (a section) are found without scanning all of them.
@@ -108,30 +113,61 @@ export class VolumeWrites {
   /** For write k of `records`: the index among `blocks` of its first and of its last block. */
   private readonly first: Uint32Array;
   private readonly last: Uint32Array;
+  /** Write indices ordered by `first`, and the most changed blocks one write spans less one. */
+  private readonly byFirst: Uint32Array;
+  private readonly spanMax: number;
 
   constructor(readonly records: RecordRef[], readonly blockSize: number) {
     const B = blockSize;
     this.blocks = changedBlocks(records, B);
-    this.first = new Uint32Array(records.length);
-    this.last = new Uint32Array(records.length);
-    for (let k = 0; k < records.length; k++) {
+    const n = records.length;
+    assert(n < WRITE_INDEX_LIMIT, `a window holds fewer than ${WRITE_INDEX_LIMIT} writes of one volume (${n})`);
+    this.first = new Uint32Array(n);
+    this.last = new Uint32Array(n);
+    let spanMax = 0;
+    for (let k = 0; k < n; k++) {
       const r = records[k];
       const g0 = indexOfBlock(this.blocks, Math.floor(r.offset / B));
+      const span = Math.floor((r.offset + r.length - 1) / B) - Math.floor(r.offset / B);
       this.first[k] = g0;
       // The blocks of one write are consecutive among the changed blocks.
-      this.last[k] = g0 + Math.floor((r.offset + r.length - 1) / B) - Math.floor(r.offset / B);
+      this.last[k] = g0 + span;
+      if (span > spanMax) spanMax = span;
     }
+    this.spanMax = spanMax;
+    // Sorted by (first, k) as one number: first < 2^32 and k < 2^21 keep it exact.
+    const keys = new Float64Array(n);
+    for (let k = 0; k < n; k++) keys[k] = this.first[k] * WRITE_INDEX_LIMIT + k;
+    keys.sort();
+    this.byFirst = new Uint32Array(n);
+    for (let i = 0; i < n; i++) this.byFirst[i] = keys[i] % WRITE_INDEX_LIMIT;
   }
 
-  /** The writes (in seq order) touching changed blocks [from, to] (indices into `blocks`). */
-  touching(from: number, to: number): RecordRef[] {
-    const out: RecordRef[] = [];
-    for (let k = 0; k < this.records.length; k++) if (this.first[k] <= to && this.last[k] >= from) out.push(this.records[k]);
-    return out;
+  /** Indices into `records`, ascending (seq order), of the writes touching changed blocks [from, to]. */
+  touching(from: number, to: number): Uint32Array {
+    const { first, last, byFirst } = this;
+    // Only a write starting at most spanMax blocks before `from` can reach it.
+    const lo = lowerBound(byFirst, (k) => first[k] + this.spanMax >= from);
+    const out: number[] = [];
+    for (let i = lo; i < byFirst.length && first[byFirst[i]] <= to; i++) {
+      const k = byFirst[i];
+      if (last[k] >= from) out.push(k);
+    }
+    return Uint32Array.from(out).sort();
   }
 
-  /** Index among `blocks` of write `r`'s first block. */
-  firstIndexOf(r: RecordRef): number {
-    return indexOfBlock(this.blocks, Math.floor(r.offset / this.blockSize));
+  /** Index among `blocks` of write k's first block. */
+  firstIndex(k: number): number {
+    return this.first[k];
   }
+}
+
+/** A window's writes per volume, built once and shared by the pack builder and the replica apply. */
+export function volumeWritesOf(loaded: LoadedWindow, volume: number, blockSize: number): VolumeWrites {
+  let v = loaded.volumes.get(volume);
+  if (v === undefined || v.blockSize !== blockSize) {
+    v = new VolumeWrites(loaded.window.records.filter((r) => r.volume === volume), blockSize);
+    loaded.volumes.set(volume, v);
+  }
+  return v;
 }

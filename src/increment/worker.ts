@@ -10,6 +10,9 @@ import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 import { sectionLayout } from './block-encoding.js';
 import { OFFSET_BYTES } from '../kernels/format.js';
 import { RECORD_ENTRY_BYTES } from '../kernels/layout.js';
+import { nameThisThread } from '../thread-name.js';
+
+nameThisThread('rw-kernel');
 
 const { memory, variant } = workerData as { memory: WebAssembly.Memory; variant: KernelVariant };
 const k = loadKernels({ memory, variant });

@@ -20,6 +20,17 @@ export interface JournalOptions {
   onCut?: (bytes: Buffer | null) => Promise<void>;
 }
 
+/** One write to journal: its volume index, volume offset, bytes and capture time (ms since the epoch). */
+export interface JournalWrite {
+  volume: number;
+  offset: number;
+  data: Uint8Array;
+  time: number;
+}
+
+/** Most writes in one journal batch: bounds the header buffer and the iovec list of one writev. */
+export const JOURNAL_BATCH_WRITES_MAX = 1024;
+
 interface Waiter {
   seq: number;
   resolve(): void;
@@ -34,7 +45,8 @@ export class Journal {
   private _lastSeq = 0;
   private _lastTime = 0;
   private durableSeq = 0;
-  private readonly header = Buffer.alloc(RECORD_HEADER_BYTES);
+  /** Record headers of the batch being appended (grown to the largest batch). */
+  private headers = Buffer.alloc(16 * RECORD_HEADER_BYTES);
   /** Files written since their last sync. */
   private readonly unsynced = new Set<StorageFile>();
   /** Segments done with, waiting for their records to be durable before they are renamed and closed. */
@@ -220,24 +232,63 @@ export class Journal {
    * them durable. On a failed write nothing is consumed: the sequence number is reused.
    */
   append(volume: number, offset: number, data: Uint8Array, time: number): RecordRef {
+    return this.appendBatch([{ volume, offset, data, time }])[0];
+  }
+
+  /**
+   * Appends one record per write, in order, with one vectored write (a socket read's writes, say).
+   * All or nothing: when the write fails, every write of the batch fails and no sequence number is
+   * consumed (the next records go where these would have). A batch starts a new segment when it
+   * does not fit the open one, so it never spans two.
+   */
+  appendBatch(writes: readonly JournalWrite[]): RecordRef[] {
     if (this.failure) throw this.failure;
-    if (this.position + RECORD_HEADER_BYTES + data.byteLength > this.opts.segmentBytesMax && this._lastSeq >= this.segmentFirstSeq) {
-      this.rotate(time);
+    const n = writes.length;
+    assert(n >= 1 && n <= JOURNAL_BATCH_WRITES_MAX, `a journal batch holds 1..${JOURNAL_BATCH_WRITES_MAX} writes (${n})`);
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += RECORD_HEADER_BYTES + writes[i].data.byteLength;
+    if (this.position + bytes > this.opts.segmentBytesMax && this._lastSeq >= this.segmentFirstSeq) {
+      this.rotate(writes[0].time);
     }
-    const seq = this._lastSeq + 1;
-    const t = Math.max(time, this._lastTime);
-    const ref: RecordRef = {
-      seq, time: t, volume, offset, length: data.byteLength,
-      payloadCrc: crc32c(data),
-      segment: this.segmentFirstSeq, position: this.position,
-    };
-    encodeRecordHeader(this.header, ref);
-    this.file.writev([this.header, data], this.position);
+    if (this.headers.byteLength < n * RECORD_HEADER_BYTES) this.headers = Buffer.alloc(Math.max(n, 16) * RECORD_HEADER_BYTES);
+    const refs: RecordRef[] = new Array(n);
+    const bufs: Uint8Array[] = new Array(2 * n);
+    let seq = this._lastSeq;
+    let t = this._lastTime;
+    let position = this.position;
+    for (let i = 0; i < n; i++) {
+      const w = writes[i];
+      seq++;
+      t = Math.max(w.time, t);
+      const ref: RecordRef = {
+        seq, time: t, volume: w.volume, offset: w.offset, length: w.data.byteLength,
+        payloadCrc: crc32c(w.data),
+        segment: this.segmentFirstSeq, position,
+      };
+      const header = this.headers.subarray(i * RECORD_HEADER_BYTES, (i + 1) * RECORD_HEADER_BYTES);
+      encodeRecordHeader(header, ref);
+      bufs[2 * i] = header;
+      bufs[2 * i + 1] = w.data;
+      refs[i] = ref;
+      position += RECORD_HEADER_BYTES + w.data.byteLength;
+    }
+    // Only once the bytes are in the file do the sequence numbers count as used.
+    try {
+      this.file.writev(bufs, this.position);
+    } catch (err) {
+      // Records of the batch that did reach the file go too (best effort: the next batch overwrites them anyway).
+      try {
+        this.file.truncate(this.position);
+      } catch {
+        // the failure reported is the write's
+      }
+      throw err;
+    }
     this.unsynced.add(this.file);
-    this.position += RECORD_HEADER_BYTES + data.byteLength;
+    this.position = position;
     this._lastSeq = seq;
     this._lastTime = t;
-    return ref;
+    return refs;
   }
 
   /** Resolves once every record appended before the call is durable. */

@@ -13,7 +13,7 @@ import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from '../increme
 import { Jobs } from '../increment/jobs.js';
 import type { KernelPool, Slot } from '../increment/pool.js';
 import { fillFragments } from '../increment/fragments.js';
-import { indexOfBlock, VolumeWrites, type LoadedWindow } from '../increment/window-records.js';
+import { indexOfBlock, volumeWritesOf, type VolumeWrites, type LoadedWindow } from '../increment/window-records.js';
 
 export interface ReplicaContext {
   storage: Storage;
@@ -39,7 +39,7 @@ export async function applyWindow(ctx: ReplicaContext, pack: PackToApply, loaded
   assert(pack.forward === FORWARD.PACK || loaded !== null, `pack ${pack.path} is applied with its window's journal records`);
   const writes = new Map<number, VolumeWrites>();
   if (loaded) {
-    for (const v of new Set(pack.sections.map((s) => s.volume))) writes.set(v, new VolumeWrites(loaded.window.records.filter((r) => r.volume === v), B));
+    for (const v of new Set(pack.sections.map((s) => s.volume))) writes.set(v, volumeWritesOf(loaded, v, B));
   }
   const file = ctx.storage.open(pack.path, 'read');
   const touched = new Set<number>();

@@ -124,9 +124,11 @@ export class StoreExports implements ExportProvider {
         if (data.byteLength > store.limits.writeBytesMax) {
           return writeInPieces(store, v.name, offset, data).then(() => (fua ? store.flush() : undefined));
         }
-        // Captured before returning unless the write has to wait; then data is copied by write().
-        if (store.writeNow(v.name, offset, data) !== null) return fua ? store.flush() : undefined;
-        return store.write(v.name, offset, data).then(() => (fua ? store.flush() : undefined));
+        // Journaled with the other writes of this socket read (one vectored write); the server keeps
+        // `data` untouched until the promise settles.
+        const captured = store.writeBatched(v.name, offset, data);
+        // The server ignores what a write resolves with: the seq is not worth a second promise.
+        return fua ? captured.then(() => store.flush()) : (captured as Promise<unknown> as Promise<void>);
       },
       async writeZeroes(offset, length, fua) {
         // Zeroes are history too: journaled as writes, in pieces no larger than the write limit.

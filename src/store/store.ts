@@ -238,6 +238,22 @@ export class Store {
   }
 
   /**
+   * The same as write() for a caller that issues many writes in one synchronous run (the NBD server,
+   * one socket read): the writes are journaled together, with one vectored write, at the end of the
+   * run (store/capture.ts). `data` must stay untouched until the promise settles.
+   */
+  writeBatched(volume: string, offset: number, data: Uint8Array): Promise<number> {
+    try {
+      this.checkWritable();
+      const v = this.volumes.byName(volume);
+      this.volumes.checkRange(v, offset, data.byteLength, this.limits.writeBytesMax);
+      return this.capture.stage(v, offset, data) ?? this.capture.whenRoom(v, offset, Buffer.from(data));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
    * Reads production: every write captured so far, as the application sees its volume. Waits
    * (blocking, briefly) for queued production writes. Bytes past the end of a shorter file are zeros.
    */
@@ -245,6 +261,7 @@ export class Store {
     if (this.isClosed) throw closed(`store ${this.dir}`);
     const v = this.volumes.byName(volume);
     this.volumes.checkRange(v, offset, length, this.limits.writeBytesMax);
+    this.capture.commitStaged();
     return this.production.read(v, offset, length);
   }
 
@@ -254,6 +271,7 @@ export class Store {
    */
   async flush(): Promise<void> {
     this.checkWritable();
+    this.capture.commitStaged();
     // Production files hold every write captured so far once a flush returns (not durably: see close).
     this.production.barrier();
     if (this.windows.closesAtFlush()) this.windows.close(this.clock.now());
@@ -263,6 +281,7 @@ export class Store {
   /** Ends the open window here, whatever the policy. Returns its transaction id, or null if it was empty. */
   markWindow(): number | null {
     this.checkWritable();
+    this.capture.commitStaged();
     return this.windows.close(this.clock.now());
   }
 
@@ -327,6 +346,7 @@ export class Store {
   /** Ends the open window, applies everything, makes it all durable and releases the store. */
   async close(): Promise<void> {
     if (this.isClosed || this.closing) return;
+    this.capture.commitStaged();
     this.closing = true;
     this.pipeline.stopRetrying();
     this.windows.stopTimer();

@@ -4,6 +4,9 @@
 import { writeSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { CTRL, ENTRY_FIELDS } from './production-writer.js';
+import { nameThisThread } from '../thread-name.js';
+
+nameThisThread('rw-production');
 
 const ctrl = new Int32Array(workerData.ctrl as SharedArrayBuffer);
 const entries = new Float64Array(workerData.entries as SharedArrayBuffer);

@@ -101,3 +101,42 @@ it('a replica write that fails after the pack is durable is redone from the pack
   await store.close();
   expect(readFileSync(join(dir, 'replica', 'v')).equals(model.at('v', 9))).toBe(true);
 });
+
+it('the writes of one synchronous run are journaled with one vectored write; when it fails they all fail and no sequence number is used', async () => {
+  const { dir, storage, store, model, rand } = await setup('count:5');
+  const batch = () => Array.from({ length: 4 }, (_, i) => ({ offset: i * 9000 + Math.floor(rand() * 1000), data: randomBytes(rand, 1 + Math.floor(rand() * 8000)) }));
+  for (let i = 0; i < 3; i++) model.add({ seq: await store.write('v', i * 100, Buffer.alloc(50, i + 1)), volume: 'v', offset: i * 100, data: Buffer.alloc(50, i + 1), time: 0 });
+  await store.flush();
+
+  // One journal write lets the whole batch through (skip 1), the next one fails: one writev for all four.
+  storage.fault = { path: /journal/, code: 'EIO', skip: 1, times: 1 };
+  const first = batch();
+  const seqs = await Promise.all(first.map((w) => store.writeBatched('v', w.offset, w.data)));
+  expect(seqs).toEqual([4, 5, 6, 7]);
+  first.forEach((w, i) => model.add({ seq: seqs[i], volume: 'v', offset: w.offset, data: w.data, time: 0 }));
+  expect(storage.injected).toBe(0);
+  await expect(store.write('v', 0, Buffer.alloc(10, 9))).rejects.toThrow(/journaling a write/);
+  expect(storage.injected).toBe(1);
+
+  // A batch whose write fails half-way: every write of it fails, nothing is consumed, no record stays.
+  storage.fault = { path: /journal/, code: 'ENOSPC', times: 1, partial: true };
+  const failed = await Promise.allSettled(batch().map((w) => store.writeBatched('v', w.offset, w.data)));
+  expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+  for (const r of failed) expect(((r as PromiseRejectedResult).reason as RewindError).errno).toBe('ENOSPC');
+  expect(store.lastSeq).toBe(7);
+
+  const after = batch();
+  const again = await Promise.all(after.map((w) => store.writeBatched('v', w.offset, w.data)));
+  expect(again).toEqual([8, 9, 10, 11]);
+  after.forEach((w, i) => model.add({ seq: again[i], volume: 'v', offset: w.offset, data: w.data, time: 0 }));
+  await store.settle();
+  for (const seq of [3, 7, 9, 11]) expect(store.history.view('v', seq).read(0, 1 << 20).equals(model.at('v', seq)), `seq ${seq}`).toBe(true);
+  await store.close();
+  expect(readFileSync(join(dir, 'volumes', 'v')).equals(model.at('v', 11))).toBe(true);
+  expect(readFileSync(join(dir, 'replica', 'v')).equals(model.at('v', 11))).toBe(true);
+  // Reopened, the journal holds exactly seqs 1..11 (the failed batch left nothing behind).
+  const reopened = await Store.open(dir, { storage, clock: new ManualClock(), threads: 1, autoTick: false });
+  expect(reopened.lastSeq).toBe(11);
+  expect(reopened.history.view('v', 11).read(0, 1 << 20).equals(model.at('v', 11))).toBe(true);
+  await reopened.close();
+});

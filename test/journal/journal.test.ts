@@ -208,6 +208,20 @@ describe('segments', () => {
     expect(refs.map((r) => j.reader.payload(r)[0])).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('appends a batch with consecutive seqs in one piece; a batch that does not fit the open segment starts the next one', async () => {
+    const j = await openJournal({ segmentBytesMax: MAX });
+    const refs = j.appendBatch([1, 2].map((i) => ({ volume: 0, offset: i, data: Buffer.alloc(i === 1 ? PAYLOAD : 10, i), time: i })));
+    expect(refs.map((r) => [r.seq, r.segment, r.position])).toEqual([[1, 1, 64], [2, 1, 212]]);
+    // Two more full records would pass the limit: the whole batch goes to a new segment, never split.
+    const next = j.appendBatch([3, 4].map((i) => ({ volume: 0, offset: i, data: Buffer.alloc(PAYLOAD, i), time: i })));
+    expect(next.map((r) => [r.seq, r.segment, r.position])).toEqual([[3, 3, 64], [4, 3, 212]]);
+    await j.flush();
+    expect(fs.readdirSync(dir).sort()).toEqual([seg(1, 2), seg(3, 'open')]);
+    const { refs: all, stop } = scanAll(j, true);
+    expect(stop.kind).toBe('end');
+    expect(all.map((r) => [r.seq, j.reader.payload(r)[0]])).toEqual([[1, 1], [2, 2], [3, 3], [4, 4]]);
+  });
+
   it('never seals an empty segment: a record larger than the limit gets a segment of its own', async () => {
     const j = await openJournal({ segmentBytesMax: MAX });
     j.append(0, 0, Buffer.alloc(1000), 1); // bigger than the limit, but the segment is empty
