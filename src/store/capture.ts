@@ -10,7 +10,7 @@
 import type { Clock } from '../clock.js';
 import { JOURNAL_BATCH_WRITES_MAX, type Journal, type JournalWrite } from '../journal/journal.js';
 import type { RecordRef } from '../journal/reader.js';
-import type { Volume } from '../volumes/volume-set.js';
+import type { Volume, VolumeSet } from '../volumes/volume-set.js';
 import type { ApplyPipeline } from './apply.js';
 import { ioError } from './io-errors.js';
 import type { Production } from './production.js';
@@ -39,6 +39,13 @@ interface StagedWrite extends JournalWrite {
   reject(err: unknown): void;
 }
 
+/** What this writer captured into one volume since it opened. */
+export interface VolumeWriteCount {
+  volume: string;
+  writes: number;
+  bytes: number;
+}
+
 export class Capture {
   /** Writes staged for the next batch, in call order. */
   private staged: StagedWrite[] = [];
@@ -54,6 +61,11 @@ export class Capture {
   constructor(private readonly ctx: CaptureContext) {
     this.writesByVolume = new Array<number>(ctx.volumeCount).fill(0);
     this.bytesByVolume = new Array<number>(ctx.volumeCount).fill(0);
+  }
+
+  /** Writes and bytes captured per volume since the writer opened. */
+  counts(volumes: VolumeSet): VolumeWriteCount[] {
+    return volumes.volumes.map((v) => ({ volume: v.name, writes: this.writesByVolume[v.index], bytes: this.bytesByVolume[v.index] }));
   }
 
   /** Captures the write now and returns its seq, or null when it must wait (see whenRoom). */

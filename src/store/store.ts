@@ -11,19 +11,19 @@ import type { KernelPool } from '../increment/pool.js';
 import type { Journal } from '../journal/journal.js';
 import type { LifecyclePolicy } from '../lifecycle/policy.js';
 import { HistoryFootprint } from '../lifecycle/footprint.js';
-import { LeaseFiles } from '../lifecycle/leases.js';
 import type { Limits } from '../limits.js';
 import type { StoreLock } from '../lock.js';
 import { finishRollback, pendingRollback, type PendingRollback } from '../recovery-ops/rollback-production.js';
 import { History, type Progress } from '../restore/history.js';
 import { joinPath } from '../storage/storage.js';
 import type { TransactionIndex } from '../transactions/transactions.js';
-import type { VolumeSet } from '../volumes/volume-set.js';
+import type { Volume, VolumeSet } from '../volumes/volume-set.js';
 import { ApplyPipeline } from './apply.js';
-import { HistoryLifecycle, type PassResult } from './lifecycle.js';
-import { Capture } from './capture.js';
+import type { HistoryLifecycle, PassResult } from './lifecycle.js';
+import { writerLifecycle } from './writer-lifecycle.js';
+import { Capture, type VolumeWriteCount } from './capture.js';
 import { LivePolicy, type PolicyListener } from './live-policy.js';
-import { capacityHeadroom, limitsUnderCapacity, openWriter, type OpenedStore, type StoreOptions } from './open.js';
+import { limitsUnderCapacity, openWriter, type OpenedStore, type StoreOptions } from './open.js';
 import { Production } from './production.js';
 import { ProtectionWatch } from './protection-watch.js';
 import { historyLog, type LogEntry } from './log.js';
@@ -31,16 +31,7 @@ import { statusReport, type StatusReport, type StatusSource } from './status.js'
 import { writerUnapplied } from './unapplied.js';
 import { WindowCloser } from './windows.js';
 
-export type { StoreOptions, StoreLock };
-
-/** What this writer captured into one volume since it opened. */
-export interface VolumeWriteCount {
-  volume: string;
-  writes: number;
-  bytes: number;
-}
-
-const NO_HOLD = { packsFrom: Infinity, segmentsFrom: Infinity };
+export type { StoreOptions, StoreLock, VolumeWriteCount };
 
 /** How often the writer looks at the retention plan when no window is applied (history ages anyway). */
 const LIFECYCLE_PASS_MS = 5000;
@@ -103,19 +94,10 @@ export class Store {
       onWarning: o.onWarning,
     });
     const footprint = new HistoryFootprint(o.storage, o.dir);
-    const leaseFiles = new LeaseFiles(o.storage, o.dir);
-    this.lifecycle = new HistoryLifecycle({
-      storage: o.storage, incrementsDir: joinPath(o.dir, 'increments'), journalDir: joinPath(o.dir, 'journal'), blockSize: o.config.blockSize,
-      pool: o.pool, catalog: o.catalog, index: o.index, journal: o.journal, clock: o.clock,
-      retention: () => this.policy.retain, onWarning: o.onWarning,
-      // Its own footprint: it measures afresh each pass, and must not age the status's cached figure.
-      footprint: new HistoryFootprint(o.storage, o.dir), capacityBytes: () => footprint.capacityBytes(this.config),
-      externalLeases: () => leaseFiles.points(),
-      cloneHolds: () => this.clones.holds(),
-      hold: o.historyHold ?? (() => NO_HOLD),
-      indexCompactEntriesMin: o.limits.indexCompactEntriesMin,
-      headroomBytes: (cap) => Math.min(cap / 2, capacityHeadroom(this.limits)),
-    }, o.superseded);
+    this.lifecycle = writerLifecycle(o, {
+      retain: () => this.policy.retain, capacityBytes: () => footprint.capacityBytes(this.config),
+      cloneHolds: () => this.clones.holds(), limits: this.limits,
+    });
     this.lifecycle.tidy();
     if (o.autoLifecycle) {
       this.livePolicy.onChange(() => this.lifecycle.kick());
@@ -231,10 +213,7 @@ export class Store {
    * rejects with. For callers on a hot path (the NBD server) that can skip a promise.
    */
   writeNow(volume: string, offset: number, data: Uint8Array): number | null {
-    this.checkWritable();
-    const v = this.volumes.byName(volume);
-    this.volumes.checkRange(v, offset, data.byteLength, this.limits.writeBytesMax);
-    return this.capture.tryNow(v, offset, data);
+    return this.capture.tryNow(this.writable(volume, offset, data), offset, data);
   }
 
   /**
@@ -244,9 +223,7 @@ export class Store {
    */
   writeBatched(volume: string, offset: number, data: Uint8Array): Promise<number> {
     try {
-      this.checkWritable();
-      const v = this.volumes.byName(volume);
-      this.volumes.checkRange(v, offset, data.byteLength, this.limits.writeBytesMax);
+      const v = this.writable(volume, offset, data);
       return this.capture.stage(v, offset, data) ?? this.capture.whenRoom(v, offset, Buffer.from(data));
     } catch (err) {
       return Promise.reject(err);
@@ -259,8 +236,7 @@ export class Store {
    */
   read(volume: string, offset: number, length: number): Buffer {
     if (this.isClosed) throw closed(`store ${this.dir}`);
-    const v = this.volumes.byName(volume);
-    this.volumes.checkRange(v, offset, length, this.limits.writeBytesMax);
+    const v = this.volumes.checkedRange(volume, offset, length, this.limits.writeBytesMax);
     this.capture.commitStaged();
     return this.production.read(v, offset, length);
   }
@@ -311,8 +287,7 @@ export class Store {
 
   /** Writes and bytes captured per volume since this writer opened (for metrics counters). */
   writeCounts(): VolumeWriteCount[] {
-    const { writesByVolume, bytesByVolume } = this.capture;
-    return this.volumes.volumes.map((v) => ({ volume: v.name, writes: writesByVolume[v.index], bytes: bytesByVolume[v.index] }));
+    return this.capture.counts(this.volumes);
   }
 
   /** Bytes of packs consolidation read and wrote since this writer opened (for metrics counters). */
@@ -336,6 +311,12 @@ export class Store {
   /** Convenience: restore a volume to a file. */
   restore(volume: string, target: Parameters<History['restore']>[1], outPath: string, progress?: Progress, opts: { nearest?: boolean } = {}) {
     return this.history.restore(volume, target, outPath, progress, opts);
+  }
+
+  /** The volume a write goes to, once the store takes writes and the range is valid. */
+  private writable(volume: string, offset: number, data: Uint8Array): Volume {
+    this.checkWritable();
+    return this.volumes.checkedRange(volume, offset, data.byteLength, this.limits.writeBytesMax);
   }
 
   private checkWritable(): void {

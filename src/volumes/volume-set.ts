@@ -50,6 +50,13 @@ export class VolumeSet {
   }
 
   /** Checks a request's range against the volume and the write size limit. */
+  /** The volume named `name`, once `offset` and `length` are checked against it (checkRange). */
+  checkedRange(name: string, offset: number, length: number, lengthMax: number): Volume {
+    const v = this.byName(name);
+    this.checkRange(v, offset, length, lengthMax);
+    return v;
+  }
+
   checkRange(v: Volume, offset: number, length: number, lengthMax: number): void {
     if (!Number.isSafeInteger(offset) || offset < 0) throw badArgument(`volume "${v.name}": offset ${offset} is not a byte offset`);
     if (!Number.isSafeInteger(length) || length <= 0) throw badArgument(`volume "${v.name}": length ${length} must be at least 1 byte`);

@@ -61,7 +61,8 @@ export async function volumeSetHistory(opts: VolumeSetOptions = {}): Promise<Vol
         windowEnds.push(seq);
       }
     }
-    await store.flush();
+    // No flush: under the marker policy a flush ends a window, whose apply would then race the abort
+    // below. The tail's records are in the journal file (page cache) for readers all the same.
   } finally {
     // An unclean stop keeps the unapplied tail unapplied, as a running writer would have it.
     await store.abort();
