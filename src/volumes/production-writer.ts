@@ -89,7 +89,7 @@ export class ProductionWriter<T> {
     this.starts = new Float64Array(opts.entries);
     // A program run with `--input-type` (node -e) passes it on to workers, where it is an error.
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-    this.worker = new Worker(compiledWorkerFile(import.meta.url, 'volumes', 'production-thread.js', 'production writer thread'), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv });
+    this.worker = new Worker(compiledWorkerFile(import.meta.url, 'volumes', 'production-thread.js', 'production writer thread'), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.worker.unref();
     this.worker.once('exit', () => (this.exited = true));
     // An error the thread did not expect ends it (it marks itself dead first); what it left queued is
