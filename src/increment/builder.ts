@@ -9,7 +9,7 @@ import type { Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { BLOCK_NUMBER_BYTES, FORWARD, sectionLayout } from './block-encoding.js';
 import { fillFragments } from './fragments.js';
-import { Jobs } from './jobs.js';
+import { Jobs, slotIo } from './jobs.js';
 import { PackWriter, type BuiltPack } from './pack-writer.js';
 import { forEachRun, SYNC_IO_BYTES_MAX } from './sections.js';
 import type { KernelPool, Slot } from './pool.js';
@@ -71,16 +71,14 @@ async function buildChunk(ctx: BuilderContext, slot: Slot, volume: number, chunk
     forEachRun(chunkBlocks, (i, block, count) => runs.push(block * B, slot.oldBlocks + i * B, count * B));
     await pool.readRuns(fd, runs);
   } else {
-    const reads: Promise<void>[] = [];
-    forEachRun(chunkBlocks, (i, block, count) => {
+    await slotIo((reads) => forEachRun(chunkBlocks, (i, block, count) => {
       const dst = slot.oldBlocks + i * B;
       const fill = (got: number) => {
         if (got !== count * B) mem.fill(0, dst + got, dst + count * B);
       };
       if (count * B <= SYNC_IO_BYTES_MAX) fill(replica.read(mem, block * B, dst, count * B));
-      else reads.push(readAsync(replica, mem, block * B, dst, count * B).then(fill));
-    });
-    await Promise.all(reads);
+      else reads.add(readAsync(replica, mem, block * B, dst, count * B).then(fill));
+    }));
   }
   // Fragment table: new = old, then every write clipped to this chunk, in sequence order.
   const count = await fillFragments(pool, slot, { dst: slot.newBlocks, start: chunkStart, count: n, volume: writes, loaded }, [[slot.newBlocks, slot.oldBlocks, n * B]]);

@@ -16,3 +16,20 @@ export class Jobs {
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 }
+
+/**
+ * Runs `issue`, which starts I/O on a slot's memory: some done at once (which may throw), some added
+ * to the jobs it is given. Whatever happens, returns or throws only once every I/O it started has
+ * settled, so the slot is never released under a read or write still using it, and no failure is left
+ * unhandled.
+ */
+export async function slotIo(issue: (jobs: Jobs) => void): Promise<void> {
+  const jobs = new Jobs();
+  try {
+    issue(jobs);
+  } catch (err) {
+    await jobs.settle().catch(() => undefined);
+    throw err;
+  }
+  await jobs.settle();
+}

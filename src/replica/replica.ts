@@ -10,7 +10,7 @@ import { readAsync, writeAsync, type Storage } from '../storage/storage.js';
 import type { VolumeSet } from '../volumes/volume-set.js';
 import { FORWARD, sectionLayout, type ForwardKind } from '../increment/block-encoding.js';
 import { forEachRun, SYNC_IO_BYTES_MAX, type SectionPlacement } from '../increment/sections.js';
-import { Jobs } from '../increment/jobs.js';
+import { Jobs, slotIo } from '../increment/jobs.js';
 import type { KernelPool, Slot } from '../increment/pool.js';
 import { fillFragments } from '../increment/fragments.js';
 import { indexOfBlock, volumeWritesOf, type VolumeWrites, type LoadedWindow } from '../increment/window-records.js';
@@ -93,13 +93,11 @@ async function writeBlocks(ctx: ReplicaContext, slot: Slot, s: SectionPlacement)
     return;
   }
   const mem = pool.bytes();
-  const writes: Promise<void>[] = [];
-  forEachRun(s.blocks, (i, block, count) => {
+  await slotIo((writes) => forEachRun(s.blocks, (i, block, count) => {
     const run = mem.subarray(slot.newBlocks + i * B, slot.newBlocks + (i + count) * B);
     if (run.byteLength <= SYNC_IO_BYTES_MAX) replica.write(run, block * B);
-    else writes.push(writeAsync(replica, run, block * B));
-  });
-  await Promise.all(writes);
+    else writes.add(writeAsync(replica, run, block * B));
+  }));
 }
 
 /** Makes the replica writes of the given volumes durable. */
