@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LIMITS } from '../src/limits.js';
 import { CAPACITY_BYTES_MIN } from '../src/lifecycle/capacity.js';
-import { ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, waitForPort } from './servers.js';
+import { ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics } from './servers.js';
 import { exec, holdView, readPoint, restoreAndCompare, rewind, statusOf, type ReadPoint, type Verdict } from './held-points.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
@@ -106,16 +106,6 @@ function verdict(v: Verdict): string {
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The unlabelled samples of a Prometheus text page, labelled ones summed per name. */
-async function scrape(port: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(rewind_[a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-    if (m) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
-  }
-  return out;
-}
 
 /** The write phases: a calibration, `points` equal phases with a point read after each, then two one-second phases (see below). */
 export function phaseSeconds(seconds: number, points: number, calibration: number): number[] {
@@ -170,7 +160,7 @@ export async function benchLifecycle(opts: {
     const sampler = (async () => {
       while (sampling) {
         await sleep(1000);
-        const m = await scrape(metricsPort);
+        const m = await scrapeMetrics(metricsPort);
         samples.push({
           t: (performance.now() - t0) / 1000,
           phase,
@@ -248,7 +238,7 @@ export async function benchLifecycle(opts: {
     await write('before-held', phases.at(-2)!);
     // The writes counter of a store serve created is its last seq, and a scrape is quicker than
     // `rewind status` (the view must open before the window's end leaves the windows tier).
-    const held = (await scrape(metricsPort)).get('rewind_writes_total')!;
+    const held = (await scrapeMetrics(metricsPort)).get('rewind_writes_total')!;
     const releaseView = await holdView(`${uri}@seq=${held}`);
     release = releaseView;
     await point(points.length + 1, false);

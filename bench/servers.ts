@@ -163,3 +163,14 @@ export function diskWriteMBps(dir: string, bytes = 2 ** 30): number {
     rmSync(file, { force: true });
   }
 }
+
+/** The rewind_* samples of serve's `/metrics` page on `port`, labelled ones summed per name. */
+export async function scrapeMetrics(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(rewind_[a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (m) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
+  }
+  return out;
+}

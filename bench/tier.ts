@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { applyEnv, s3ForBench, type S3Endpoint } from './ceph.js';
 import { exec, firstDifference, rewind, statusOf } from './held-points.js';
-import { ensureTools, freePort, rewindBin, settleDisk, stop, waitForPort } from './servers.js';
+import { ensureTools, freePort, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics } from './servers.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -75,15 +75,6 @@ export interface TierRow {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function scrape(port: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(rewind_[a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-    if (m) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
-  }
-  return out;
-}
 
 export async function benchTier(opts: { quick?: boolean; seconds?: number; rateMBps?: number; log?: (m: string) => void } = {}): Promise<TierRow[]> {
   const log = opts.log ?? ((m: string) => console.error(m));
@@ -130,7 +121,7 @@ async function run(s3: S3Endpoint, prefix: string, opts: { quick?: boolean; seco
     // tier gets its old contents in a pack as well as the journal: the most there is to ship per byte.
     await fioWrite(port, ['--size=1g']);
     await caughtUp(metricsPort, DRAIN_WAIT_MS);
-    const base = await scrape(metricsPort);
+    const base = await scrapeMetrics(metricsPort);
     const counter = (m: Map<string, number>, name: string) => (m.get(name) ?? NaN) - (base.get(name) ?? 0);
     const samples: TierSample[] = [];
     let phase: TierSample['phase'] = 'write';
@@ -146,7 +137,7 @@ async function run(s3: S3Endpoint, prefix: string, opts: { quick?: boolean; seco
     const sampler = (async () => {
       while (sampling) {
         await sleep(1000);
-        samples.push(sample(await scrape(metricsPort)));
+        samples.push(sample(await scrapeMetrics(metricsPort)));
       }
     })().catch((err) => {
       samplerError = err;
@@ -234,7 +225,7 @@ async function fioWrite(port: number, args: string[]): Promise<{ io_bytes: numbe
 async function caughtUp(metricsPort: number, waitMs: number): Promise<Map<string, number>> {
   const start = performance.now();
   for (;;) {
-    const m = await scrape(metricsPort);
+    const m = await scrapeMetrics(metricsPort);
     if (m.get('rewind_tier_backlog_bytes') === 0 && m.get('rewind_tier_shipped_seq') === m.get('rewind_writes_total') && m.get('rewind_replica_lag_bytes') === 0) return m;
     if (performance.now() - start > waitMs) throw new Error(`the tier did not catch up within ${waitMs / 1000} s (backlog ${m.get('rewind_tier_backlog_bytes')} bytes)`);
     await sleep(250);
