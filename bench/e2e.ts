@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMain } from './main-module.js';
-import { cpuUs, ensureTools, freePort, ioWriteBytes, rewindBin, root, settleDisk, stop, threadCpuPerWrite, threadCpuUs, vmHwmMB, waitForPort } from './servers.js';
+import { cpuUs, ensureTools, freePort, ioWriteBytes, rewindBin, root, settleDisk, stop, threadCpuPerWrite, threadCpuUs, vmHwmMB, waitForPort, REWIND_NODE_FLAGS } from './servers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 import { fixed } from './format.js';
@@ -197,7 +197,7 @@ async function runRewindServe(w: E2EWorkload, seconds: number, opts: E2EOptions)
   const store = join(dir, 'store');
   const port = await freePort();
   const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=serve-${w.bs}-${w.iodepth}-${Date.now()}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...REWIND_NODE_FLAGS, ...nodeArgs, rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     if (stderr.length < 20_000) stderr += d.toString();

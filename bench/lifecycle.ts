@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LIMITS } from '../src/limits.js';
 import { CAPACITY_BYTES_MIN } from '../src/lifecycle/capacity.js';
-import { ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics } from './servers.js';
+import { ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics, REWIND_NODE_FLAGS } from './servers.js';
 import { exec, holdView, readPoint, restoreAndCompare, rewind, statusOf, type ReadPoint, type Verdict } from './held-points.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
@@ -134,7 +134,7 @@ export async function benchLifecycle(opts: {
   const port = await freePort();
   const metricsPort = await freePort();
   const uri = `nbd://127.0.0.1:${port}/disk0`;
-  const child = spawn(process.execPath, [rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`, '--metrics', `127.0.0.1:${metricsPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...REWIND_NODE_FLAGS, rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`, '--metrics', `127.0.0.1:${metricsPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   const warnings = new Set<string>();
   /** The last lines serve printed, for the error when something fails. */
   const serveLog: string[] = [];

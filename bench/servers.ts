@@ -11,6 +11,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (dist/bench/e2e.js or bench/e2e.ts). */
 export const root = resolve(here, here.includes(`${join('dist', 'bench')}`) ? '../..' : '..');
 export const rewindBin = join(root, 'bin', 'rewind.js');
+/** How `rewind` runs node (bin/rewind.js's shebang): a bench that spawns it measures the same process. */
+export const REWIND_NODE_FLAGS = ['--max-semi-space-size=4'];
 
 function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

@@ -19,7 +19,7 @@ import { LIMITS } from '../src/limits.js';
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../src/journal/record.js';
 import { nodeStorage } from '../src/storage/node-storage.js';
 import { TransactionIndex } from '../src/transactions/transactions.js';
-import { diskWriteMBps, ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, threadCpuUs, vmHwmMB, waitForPort } from './servers.js';
+import { diskWriteMBps, ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, threadCpuUs, vmHwmMB, waitForPort, REWIND_NODE_FLAGS } from './servers.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -91,7 +91,7 @@ export async function benchSustained(opts: { quick?: boolean; seconds?: number; 
   settleDisk();
   const store = join(dir, 'store');
   const port = await freePort();
-  const child = spawn(process.execPath, [rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [...REWIND_NODE_FLAGS, rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'ignore'] });
   const samples: SustainedSample[] = [];
   try {
     await waitForPort(port, child);

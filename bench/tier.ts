@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { applyEnv, s3ForBench, type S3Endpoint } from './ceph.js';
 import { exec, firstDifference, rewind, statusOf } from './held-points.js';
-import { ensureTools, freePort, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics } from './servers.js';
+import { ensureTools, freePort, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics, REWIND_NODE_FLAGS } from './servers.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -107,7 +107,7 @@ async function run(s3: S3Endpoint, prefix: string, opts: { quick?: boolean; seco
   const location = JSON.parse((await must('rewind tier', rewind('tier', store, '--url', `s3://${BUCKET}/${prefix}`, '--endpoint', s3.endpoint, '--json'))).stdout).location as string;
   const port = await freePort();
   const metricsPort = await freePort();
-  const child = spawn(process.execPath, [rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`, '--metrics', `127.0.0.1:${metricsPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...REWIND_NODE_FLAGS, rewindBin, 'serve', store, '--listen', `127.0.0.1:${port}`, '--metrics', `127.0.0.1:${metricsPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   const warnings = new Set<string>();
   let tail = '';
   child.stderr!.on('data', (d: Buffer) => {

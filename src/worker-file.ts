@@ -16,3 +16,12 @@ export function compiledWorkerFile(moduleUrl: string, srcDir: string, name: stri
   assert(existsSync(file), `${what} ${file} is built (run \`npm run build\`)`);
   return file;
 }
+
+/**
+ * The node flags a worker thread starts with: the process's own, less those a worker refuses
+ * (`--input-type`, which `node -e` passes on) or that only size the main thread's heap (the V8 heap
+ * flags: a worker's heap is set by its resourceLimits).
+ */
+export function workerExecArgv(): string[] {
+  return process.execArgv.filter((a) => !a.startsWith('--input-type') && !/^--max-(semi|old)-space-size/.test(a));
+}

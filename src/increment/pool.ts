@@ -4,7 +4,7 @@
 // block is copied between threads.
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { compiledWorkerFile } from '../worker-file.js';
+import { compiledWorkerFile, workerExecArgv } from '../worker-file.js';
 import { Piscina } from 'piscina';
 import { assert } from '../errors.js';
 import { bestVariant, createSharedMemory, type KernelVariant } from '../kernels/kernels.js';
@@ -72,6 +72,7 @@ export class KernelPool {
       idleTimeout: 2 ** 31 - 1,
       workerData: { memory: this.memory, variant: opts.variant ?? bestVariant() },
       resourceLimits: WORKER_HEAP_LIMITS,
+      execArgv: workerExecArgv(),
     });
   }
 

@@ -17,7 +17,7 @@
 import { getSystemErrorName } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { assert, RewindError } from '../errors.js';
-import { compiledWorkerFile } from '../worker-file.js';
+import { compiledWorkerFile, workerExecArgv } from '../worker-file.js';
 
 /** Control words (Int32Array indexes) shared with the thread. */
 export const CTRL = {
@@ -87,8 +87,7 @@ export class ProductionWriter<T> {
     this.data = new Uint8Array(dataSab);
     this.tags = new Array(opts.entries);
     this.starts = new Float64Array(opts.entries);
-    // A program run with `--input-type` (node -e) passes it on to workers, where it is an error.
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const execArgv = workerExecArgv();
     this.worker = new Worker(compiledWorkerFile(import.meta.url, 'volumes', 'production-thread.js', 'production writer thread'), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     this.worker.unref();
     this.worker.once('exit', () => (this.exited = true));
