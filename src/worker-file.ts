@@ -18,9 +18,9 @@ export function compiledWorkerFile(moduleUrl: string, srcDir: string, name: stri
 }
 
 /**
- * The node flags a worker thread starts with: the process's own, less those a worker refuses
- * (`--input-type`, which `node -e` passes on) or that only size the main thread's heap (the V8 heap
- * flags: a worker's heap is set by its resourceLimits).
+ * The node flags a worker thread starts with: the process's own, less those a worker refuses:
+ * `--input-type` (which `node -e` passes on) and the V8 heap-size flags (`rewind` runs node with
+ * `--max-semi-space-size`, bin/rewind.js; a worker started with it fails to start).
  */
 export function workerExecArgv(): string[] {
   return process.execArgv.filter((a) => !a.startsWith('--input-type') && !/^--max-(semi|old)-space-size/.test(a));

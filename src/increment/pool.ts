@@ -36,13 +36,6 @@ function systemCallError(call: 'read' | 'write', failure: IoFailure): NodeJS.Err
   return Object.assign(new Error(`${call} failed: ${failure.ioError.message}`), { code: failure.ioError.code });
 }
 
-/**
- * The workers keep their data in the shared arena and allocate little on their own heaps: a small
- * young generation keeps each worker's resident memory to a few MB (V8's default lets it grow to
- * tens of MB per thread under a steady trickle of task messages).
- */
-export const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 4 } as const;
-
 export class KernelPool {
   readonly memory: WebAssembly.Memory;
   readonly threads: number;
@@ -71,7 +64,6 @@ export class KernelPool {
       maxThreads: this.threads,
       idleTimeout: 2 ** 31 - 1,
       workerData: { memory: this.memory, variant: opts.variant ?? bestVariant() },
-      resourceLimits: WORKER_HEAP_LIMITS,
       execArgv: workerExecArgv(),
     });
   }

@@ -88,7 +88,7 @@ export class ProductionWriter<T> {
     this.tags = new Array(opts.entries);
     this.starts = new Float64Array(opts.entries);
     const execArgv = workerExecArgv();
-    this.worker = new Worker(compiledWorkerFile(import.meta.url, 'volumes', 'production-thread.js', 'production writer thread'), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    this.worker = new Worker(compiledWorkerFile(import.meta.url, 'volumes', 'production-thread.js', 'production writer thread'), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv });
     this.worker.unref();
     this.worker.once('exit', () => (this.exited = true));
     // An error the thread did not expect ends it (it marks itself dead first); what it left queued is
