@@ -8,6 +8,7 @@
 #                                     AWS_SECRET_ACCESS_KEY, AWS_REGION for the tests
 #   scripts/ceph-dev.sh stop DIR      stop the daemons started there (by their pid files)
 #   scripts/ceph-dev.sh rgw-stop DIR  stop only radosgw (fault tests); rgw-start DIR starts it again
+#                                     (on DIR's port)
 #
 # Ports: CEPH_DEV_MON_PORT (default 6789, msgr v1 only) and CEPH_DEV_RGW_PORT (default 7480).
 # Facts behind the settings (../shared/FIELD-NOTES.md): pool size 1, 8 PGs, autoscale off,
@@ -154,6 +155,9 @@ EOF
     ;;
   rgw-start)
     [[ -n "$dir" && -f "$dir/ceph.conf" ]] || die "usage: $0 rgw-start DIR"
+    # The port radosgw listens on is DIR's (set at start), whatever CEPH_DEV_RGW_PORT says now.
+    rgw_port=$(sed -n 's/^rgw frontends = .*endpoint=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/ceph.conf")
+    [[ -n "$rgw_port" ]] || die "no radosgw endpoint in $dir/ceph.conf"
     start_rgw
     ;;
   *)
