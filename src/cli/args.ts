@@ -34,6 +34,11 @@ export function parseTarget(opts: { seq?: string; time?: string; tx?: string }):
   return { time: parseTime(opts.time!, '--time') };
 }
 
+/** The target as the user typed it, for --json `requested`: `seq 12`, `time 2026-11-25T12:00:00Z`, `tx 3`. */
+export function requestedTarget(opts: { seq?: string; time?: string; tx?: string }): string {
+  return opts.seq !== undefined ? `seq ${opts.seq}` : opts.tx !== undefined ? `tx ${opts.tx}` : `time ${opts.time}`;
+}
+
 /**
  * One end of a range given as `--<name> N` (a seq) or `--<name>-time ISO` (diff, bisect): at most one
  * of the two; null when neither is given.

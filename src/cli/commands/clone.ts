@@ -7,7 +7,7 @@ import type { CloneRecord } from '../../clones/clone-record.js';
 import { openStoreReader } from '../../store/reader.js';
 import { describeTarget } from '../../restore/target.js';
 import { formatBytes, parseSize } from '../../units.js';
-import { parseTarget } from '../args.js';
+import { parseTarget, requestedTarget } from '../args.js';
 import { EXIT } from '../exit-codes.js';
 import type { Io } from '../io.js';
 
@@ -19,11 +19,6 @@ export interface CloneCreateOptions {
   maxBytes?: string;
   nearest?: boolean;
   json?: boolean;
-}
-
-/** The target as the user typed it: `seq 12`, `time 2026-11-25T12:00:00Z`, `tx 3`. */
-function requested(opts: CloneCreateOptions): string {
-  return opts.seq !== undefined ? `seq ${opts.seq}` : opts.tx !== undefined ? `tx ${opts.tx}` : `time ${opts.time}`;
 }
 
 /** The record as printed: what a user or script needs, without the format fields. */
@@ -41,7 +36,7 @@ export async function cloneCreateCommand(io: Io, store: string, name: string, op
     // --nearest: a target retention retired stands for the nearest held point at or before it.
     const { seq, substituted } = history.resolvePoint(target, { nearest: opts.nearest === true });
     const r = await createClone({ dir: store, history }, name, opts.volume, substituted ? { seq } : target, { maxBytes });
-    if (opts.json) io.out(JSON.stringify({ ...shown(r), requested: requested(opts), nearest: substituted }) + '\n');
+    if (opts.json) io.out(JSON.stringify({ ...shown(r), requested: requestedTarget(opts), nearest: substituted }) + '\n');
     else {
       const at = substituted ? `seq ${r.seq}${r.time ? ` (${r.time})` : ''} — the nearest held point at or before ${describeTarget(target)}` : `${describeTarget(target)} (state after seq ${r.seq}${r.time ? `, ${r.time}` : ''})`;
       io.out(`created clone ${r.name} of ${r.volume} at ${at}` +

@@ -8,7 +8,7 @@ import { S3ObjectStore } from '../../tier/s3-store.js';
 import { TierReader } from '../../tier/tier-reader.js';
 import { parseTierUrl, tierUrl } from '../../tier/url.js';
 import { formatBytes, isoTime } from '../../units.js';
-import { parseTarget } from '../args.js';
+import { parseTarget, requestedTarget } from '../args.js';
 import { progressBar } from '../progress.js';
 import { EXIT } from '../exit-codes.js';
 
@@ -57,7 +57,7 @@ async function restoreOneFromTier(io: Io, opts: FromOptions & { volume: string; 
       bar.stop();
       const seconds = (performance.now() - started) / 1000;
       const time = r.time === null ? null : isoTime(r.time);
-      const requested = opts.seq !== undefined ? `seq ${opts.seq}` : opts.tx !== undefined ? `tx ${opts.tx}` : `time ${opts.time}`;
+      const requested = requestedTarget(opts);
       if (opts.json) io.out(JSON.stringify({ volume: opts.volume, seq: r.seq, time, requested, nearest: r.nearest, bytes: r.bytes, out: opts.out, seconds, from: opts.from }) + '\n');
       else io.out(`restored volume ${opts.volume} at ${describeTarget(target)} (state after seq ${r.seq}${r.nearest ? ', the nearest point the tier holds before it' : ''}) from ${opts.from} to ${opts.out}: ${formatBytes(r.bytes)} in ${seconds.toFixed(2)} s\n`);
       return EXIT.OK;

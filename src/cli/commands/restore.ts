@@ -11,7 +11,7 @@ import { planGroupOutputs, restoreAll } from '../../recovery-ops/group-restore.j
 import { planRestore } from '../../recovery-ops/restore-plan.js';
 import { badArgument } from '../../errors.js';
 import { formatBytes, isoTime } from '../../units.js';
-import { parseTarget } from '../args.js';
+import { parseTarget, requestedTarget } from '../args.js';
 import { progressBar } from '../progress.js';
 import { EXIT } from '../exit-codes.js';
 import { printPlan } from '../plan-report.js';
@@ -28,11 +28,6 @@ export interface RestoreOptions {
   dryRun?: boolean;
   nearest?: boolean;
   json?: boolean;
-}
-
-/** The target as the user typed it, with its kind: `seq 12`, `time 2026-11-25T12:00:00Z`, `tx 3`. */
-function requested(opts: RestoreOptions): string {
-  return opts.seq !== undefined ? `seq ${opts.seq}` : opts.tx !== undefined ? `tx ${opts.tx}` : `time ${opts.time}`;
 }
 
 /** One volume to one file, or the whole set to a directory: the flags of each, and nothing of the other. */
@@ -80,7 +75,7 @@ async function restoreOne(io: Io, history: History, target: Target, opts: Restor
     const seconds = (performance.now() - started) / 1000;
     const time = pointTime(history, r.seq);
     if (opts.json) {
-      io.out(JSON.stringify({ volume, seq: r.seq, time, requested: requested(opts), nearest: r.nearest, bytes: r.bytes, out, seconds }) + '\n');
+      io.out(JSON.stringify({ volume, seq: r.seq, time, requested: requestedTarget(opts), nearest: r.nearest, bytes: r.bytes, out, seconds }) + '\n');
     } else if (r.nearest) {
       io.out(`restored ${volume} as of seq ${r.seq}${time === null ? '' : ` (${time})`} — the nearest held point at or before ${describeTarget(target)} — to ${out}: ${formatBytes(r.bytes)} in ${seconds.toFixed(2)} s\n`);
     } else {
@@ -115,7 +110,7 @@ async function restoreSet(io: Io, history: History, target: Target, opts: Restor
     const seconds = (performance.now() - started) / 1000;
     const time = pointTime(history, r.seq);
     if (opts.json) {
-      io.out(JSON.stringify({ seq: r.seq, time, requested: requested(opts), nearest: r.nearest, outDir, volumes: r.volumes, bytes: r.bytes, seconds }) + '\n');
+      io.out(JSON.stringify({ seq: r.seq, time, requested: requestedTarget(opts), nearest: r.nearest, outDir, volumes: r.volumes, bytes: r.bytes, seconds }) + '\n');
       return EXIT.OK;
     }
     const at = `seq ${r.seq}${time === null ? '' : ` (${time})`}`;
@@ -140,6 +135,6 @@ function dryRun(io: Io, history: History, target: Target, opts: RestoreOptions):
     outputs = [{ volume: opts.volume!, out: opts.out! }];
   }
   const plan = planRestore(history, seq, outputs);
-  printPlan(io, plan, { time: pointTime(history, seq), requested: requested(opts), target, nearest, outDir: opts.outDir ?? null, json: opts.json === true });
+  printPlan(io, plan, { time: pointTime(history, seq), requested: requestedTarget(opts), target, nearest, outDir: opts.outDir ?? null, json: opts.json === true });
   return EXIT.OK;
 }

@@ -12,7 +12,7 @@ import { nodeStorage } from '../../storage/node-storage.js';
 import { joinPath } from '../../storage/storage.js';
 import { Store } from '../../store/store.js';
 import { formatBytes, isoTime } from '../../units.js';
-import { parseTarget } from '../args.js';
+import { parseTarget, requestedTarget } from '../args.js';
 import { EXIT } from '../exit-codes.js';
 import type { Io } from '../io.js';
 import { progressBar } from '../progress.js';
@@ -25,11 +25,6 @@ export interface RollbackOptions {
   tx?: string;
   nearest?: boolean;
   json?: boolean;
-}
-
-/** The target as the user typed it: `seq 12`, `time 2026-11-25T12:00:00Z`, `tx 3`. */
-function requested(opts: RollbackOptions): string {
-  return opts.seq !== undefined ? `seq ${opts.seq}` : opts.tx !== undefined ? `tx ${opts.tx}` : `time ${opts.time}`;
 }
 
 export async function rollbackCommand(io: Io, store: string, opts: RollbackOptions): Promise<number> {
@@ -54,7 +49,7 @@ export async function rollbackCommand(io: Io, store: string, opts: RollbackOptio
   let result: RollbackResult;
   let time: string | null;
   try {
-    result = await rollbackProduction(writer, { volumes: names, target, nearest: opts.nearest === true, requested: requested(opts) }, (done, total) => bar.update(done, total));
+    result = await rollbackProduction(writer, { volumes: names, target, nearest: opts.nearest === true, requested: requestedTarget(opts) }, (done, total) => bar.update(done, total));
     bar.stop();
     const t = writer.history.held.pointTime(result.seq);
     time = t === null ? null : isoTime(t);
@@ -68,7 +63,7 @@ export async function rollbackCommand(io: Io, store: string, opts: RollbackOptio
   const written = result.volumes.reduce((s, v) => s + v.bytesWritten, 0);
   if (opts.json) {
     io.out(JSON.stringify({
-      volumes: result.volumes, seq: result.seq, time, requested: requested(opts), nearest: result.nearest,
+      volumes: result.volumes, seq: result.seq, time, requested: requestedTarget(opts), nearest: result.nearest,
       beforeSeq: result.beforeSeq, firstSeq: result.firstSeq, lastSeq: result.lastSeq, bytesWritten: written, seconds,
     }) + '\n');
     return EXIT.OK;
