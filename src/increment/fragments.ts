@@ -49,9 +49,8 @@ export async function fillFragments(pool: KernelPool, slot: Slot, c: ChunkWrites
   const records = c.volume.records;
   for (const k of c.volume.touching(c.start, end)) {
     const r = records[k];
-    const g0 = c.volume.firstIndex(k);
-    const startIndex = Math.max(g0, c.start);
-    const endIndex = Math.min(g0 + Math.floor((r.offset + r.length - 1) / B) - Math.floor(r.offset / B), end);
+    const startIndex = Math.max(c.volume.firstIndex(k), c.start);
+    const endIndex = Math.min(c.volume.lastIndex(k), end);
     const byteFrom = Math.max(r.offset, blocks[startIndex] * B);
     const byteTo = Math.min(r.offset + r.length, (blocks[endIndex] + 1) * B);
     if (byteTo <= byteFrom) continue;

@@ -160,6 +160,11 @@ export class VolumeWrites {
   firstIndex(k: number): number {
     return this.first[k];
   }
+
+  /** Index among `blocks` of write k's last block. */
+  lastIndex(k: number): number {
+    return this.last[k];
+  }
 }
 
 /** A window's writes per volume, built once and shared by the pack builder and the replica apply. */
