@@ -8,14 +8,13 @@
 // Cold is the first clone of the store; warm the median of the next ones (the packs are cached).
 //
 // Run alone: npm run build && node dist/bench/clone.js [--quick]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStoreReader } from '../src/index.js';
 import { createClone } from '../src/clones/clones.js';
 import { fixed } from './format.js';
 import { isMain } from './main-module.js';
-import { median, sizeLabel, storeWithChanges, WRITE_BYTES } from './sparse-history.js';
+import { median, sizeLabel, storeWithChanges, WRITE_BYTES, benchSizes, perVolumeSize } from './sparse-history.js';
 
 export interface CloneRow {
   volumeBytes: number;
@@ -28,7 +27,6 @@ export interface CloneRow {
   warmFirstReadMs: number;
 }
 
-const GiB = 2 ** 30;
 const WARM_CLONES = 9;
 
 async function one(root: string, volumeBytes: number, windows: number): Promise<CloneRow> {
@@ -71,16 +69,8 @@ async function one(root: string, volumeBytes: number, windows: number): Promise<
 }
 
 export async function benchClone(opts: { quick?: boolean } = {}): Promise<CloneRow[]> {
-  const sizes = opts.quick ? [64 * 2 ** 20, 4 * GiB] : [64 * 2 ** 20, 1 * GiB, 4 * GiB, 16 * GiB];
   const windows = opts.quick ? 50 : 200;
-  const root = mkdtempSync(join(tmpdir(), 'rewind-bench-clone-'));
-  try {
-    const rows: CloneRow[] = [];
-    for (const size of sizes) rows.push(await one(root, size, windows));
-    return rows;
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  return perVolumeSize('clone', benchSizes(opts.quick === true), (root, size) => one(root, size, windows));
 }
 
 export function printClone(rows: CloneRow[]): void {

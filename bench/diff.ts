@@ -9,15 +9,14 @@
 //
 // Run alone: npm run build && node dist/bench/diff.js [--quick]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStoreReader } from '../src/index.js';
 import { assert } from '../src/errors.js';
 import { fixed } from './format.js';
 import { isMain } from './main-module.js';
-import { median, sizeLabel, storeWithChanges } from './sparse-history.js';
+import { median, sizeLabel, storeWithChanges, benchSizes, perVolumeSize } from './sparse-history.js';
 
 export interface DiffRow {
   volumeBytes: number;
@@ -31,7 +30,6 @@ export interface DiffRow {
   commandMs: number;
 }
 
-const GiB = 2 ** 30;
 const WARM_RUNS = 9;
 const REWIND = fileURLToPath(new URL('../../bin/rewind.js', import.meta.url));
 
@@ -70,16 +68,8 @@ async function one(root: string, volumeBytes: number, windows: number): Promise<
 }
 
 export async function benchDiff(opts: { quick?: boolean } = {}): Promise<DiffRow[]> {
-  const sizes = opts.quick ? [64 * 2 ** 20, 4 * GiB] : [64 * 2 ** 20, 1 * GiB, 4 * GiB, 16 * GiB];
   const windows = opts.quick ? 100 : 400;
-  const root = mkdtempSync(join(tmpdir(), 'rewind-bench-diff-'));
-  try {
-    const rows: DiffRow[] = [];
-    for (const size of sizes) rows.push(await one(root, size, windows));
-    return rows;
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  return perVolumeSize('diff', benchSizes(opts.quick === true), (root, size) => one(root, size, windows));
 }
 
 export function printDiff(rows: DiffRow[]): void {

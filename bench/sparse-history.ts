@@ -2,6 +2,9 @@
 // depend on the volume size (clone create + first read, diff): windows of 16 random 4 KiB writes at
 // the same block positions relative to the volume, so a larger volume holds the same history spread
 // wider, and nothing else (production and replica stay sparse).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { initStore, Store } from '../src/index.js';
 import { prng } from '../src/prng.js';
 
@@ -42,3 +45,21 @@ export function sizeLabel(bytes: number): string {
 }
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** The volume sizes a bench compares: 64 MiB to 16 GiB (two of them when quick). */
+export function benchSizes(quick: boolean): number[] {
+  const GiB = 2 ** 30;
+  return quick ? [64 * 2 ** 20, 4 * GiB] : [64 * 2 ** 20, GiB, 4 * GiB, 16 * GiB];
+}
+
+/** Runs `one` for each size in a temporary directory of its own (`name` prefixes it), removed after. */
+export async function perVolumeSize<T>(name: string, sizes: number[], one: (root: string, size: number) => Promise<T>): Promise<T[]> {
+  const root = mkdtempSync(join(tmpdir(), `rewind-bench-${name}-`));
+  try {
+    const rows: T[] = [];
+    for (const size of sizes) rows.push(await one(root, size));
+    return rows;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
