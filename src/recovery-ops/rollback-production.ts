@@ -21,7 +21,7 @@
 //
 // Why the packs read stay readable: the target and every pack end after it are leased (pinned), so no
 // merge or drop touches the packs after T; a merge already running when the pins are taken is waited
-// for (the store's consolidate) before the packs are listed.
+// for (the lifecycle's pass in flight, Store.lifecycleIdle) before the packs are listed.
 import { assert, badArgument, RewindError } from '../errors.js';
 import type { Limits } from '../limits.js';
 import type { Catalog } from '../restore/catalog.js';
@@ -43,8 +43,8 @@ export interface ProductionHost {
   flush(): Promise<void>;
   settle(): Promise<void>;
   markWindow(): number | null;
-  /** Runs the retention policy until it has nothing left to do (and so no merge is in flight). */
-  consolidate(): Promise<unknown>;
+  /** Resolves once the lifecycle pass in flight has ended (no merge is in flight then). */
+  lifecycleIdle(): Promise<void>;
 }
 
 export interface RollbackRequest {
@@ -179,7 +179,7 @@ async function setBack(host: ProductionHost, intent: RollbackIntent, pins: Pins,
   const { history } = host;
   const T = intent.targetSeq;
   for (const p of history.catalog.packs()) if (p.lastSeq > T) pins.add(p.lastSeq);
-  await host.consolidate(); // a merge that started before the pins is done, and none can start on these packs
+  await host.lifecycleIdle(); // a merge that started before the pins is done, and no later step touches these packs
   const after = history.catalog.packs().filter((p) => p.lastSeq > T);
   const views: PointInTimeView[] = [];
   try {

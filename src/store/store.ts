@@ -303,6 +303,11 @@ export class Store {
     return this.lifecycle.settle();
   }
 
+  /** Resolves once the lifecycle pass running now has ended (a point leased before is then safe from it). */
+  lifecycleIdle(): Promise<void> {
+    return this.lifecycle.idle();
+  }
+
   /** The retained points, oldest first: one per window end held, or per consolidated point (store/log.ts). */
   log(): LogEntry[] {
     return historyLog(this.history, this.policy.retain, this.clock.now());
