@@ -42,10 +42,18 @@ export class Production {
     return buf;
   }
 
-  /** Production holds every captured write once this returns: the queue is empty and failed writes are redone. */
-  barrier(): void {
-    this.writer?.drain();
+  /**
+   * Production holds every captured write once this returns (given `upTo` from `queued`, every write
+   * captured until then): the queue is worked through and failed writes are redone.
+   */
+  barrier(upTo?: number): void {
+    this.writer?.drain(upTo);
     this.redoFailed();
+  }
+
+  /** A mark for `barrier`: the production writes queued so far. */
+  queued(): number | undefined {
+    return this.writer?.queued;
   }
 
   /** Production writes that failed after their record was journaled are written again (from the journal) before anything else. */

@@ -43,8 +43,9 @@ function run(): void {
       continue;
     }
     idle = 0;
-    while (head < tail) {
-      const e = (head % slots) * ENTRY_FIELDS;
+    // Counters wrap (int32, see CTRL): compared only for equality.
+    while (head !== tail) {
+      const e = (head & (slots - 1)) * ENTRY_FIELDS;
       const fd = entries[e];
       const offset = entries[e + 1];
       const at = entries[e + 2];
@@ -58,7 +59,7 @@ function run(): void {
         Atomics.notify(ctrl, CTRL.head);
         break;
       }
-      head++;
+      head = (head + 1) | 0;
       Atomics.store(ctrl, CTRL.head, head);
       Atomics.notify(ctrl, CTRL.head);
     }

@@ -19,7 +19,12 @@ import { Worker } from 'node:worker_threads';
 import { assert, RewindError } from '../errors.js';
 import { compiledWorkerFile, workerExecArgv } from '../worker-file.js';
 
-/** Control words (Int32Array indexes) shared with the thread. */
+/**
+ * Control words (Int32Array indexes) shared with the thread. `tail` and `head` count entries modulo
+ * 2^32 (int32 arithmetic, `(a + 1) | 0`): only their difference and equality mean anything, so they
+ * wrap after 2^31 writes (hours at full speed) without a stall. An entry's slot is its count modulo
+ * the (power of two) number of entries, which stays consistent across the wrap.
+ */
 export const CTRL = {
   /** Entries queued so far (written by the event loop). */
   tail: 0,
@@ -44,7 +49,7 @@ export const ENTRY_FIELDS = 4;
 export interface ProductionWriterOptions {
   /** Bytes of the data ring. */
   ringBytes: number;
-  /** Entries in the ring. */
+  /** Entries in the ring (a power of two). */
   entries: number;
   /**
    * Larger writes are left to the event loop (at most a quarter of the ring). For them the system
@@ -52,6 +57,8 @@ export interface ProductionWriterOptions {
    * the thread, 64 KiB writes measured 5-20 % slower, 4 KiB ones 15-25 % faster.
    */
   writeBytesMax: number;
+  /** Where the entry counters start (tests start them near the int32 wrap); 0 by default. */
+  firstCount?: number;
 }
 
 export const PRODUCTION_RING_DEFAULTS: ProductionWriterOptions = { ringBytes: 16 * 2 ** 20, entries: 8192, writeBytesMax: 16 * 1024 };
@@ -78,7 +85,7 @@ export class ProductionWriter<T> {
   private threadError: Error | null = null;
 
   constructor(readonly opts: ProductionWriterOptions = PRODUCTION_RING_DEFAULTS) {
-    assert(opts.ringBytes >= 4096 && opts.entries >= 16, 'production ring sizes');
+    assert(opts.ringBytes >= 4096 && opts.entries >= 16 && (opts.entries & (opts.entries - 1)) === 0, 'production ring sizes (entries: a power of two)');
     const ctrlSab = new SharedArrayBuffer(CTRL.words * 4);
     const entriesSab = new SharedArrayBuffer(opts.entries * ENTRY_FIELDS * 8);
     const dataSab = new SharedArrayBuffer(opts.ringBytes);
@@ -87,6 +94,9 @@ export class ProductionWriter<T> {
     this.data = new Uint8Array(dataSab);
     this.tags = new Array(opts.entries);
     this.starts = new Float64Array(opts.entries);
+    this.tail = (opts.firstCount ?? 0) | 0;
+    Atomics.store(this.ctrl, CTRL.tail, this.tail);
+    Atomics.store(this.ctrl, CTRL.head, this.tail);
     const execArgv = workerExecArgv();
     this.worker = new Worker(compiledWorkerFile(import.meta.url, 'volumes', 'production-thread.js', 'production writer thread'), { workerData: { ctrl: ctrlSab, entries: entriesSab, data: dataSab }, execArgv });
     this.worker.unref();
@@ -119,15 +129,15 @@ export class ProductionWriter<T> {
     // Room: the bytes from the oldest unwritten entry's start to our end must fit the ring, and the entry slot must be free.
     for (;;) {
       const head = Atomics.load(this.ctrl, CTRL.head);
-      const inUseFrom = head === this.tail ? start : this.starts[head % this.opts.entries];
-      if (this.tail - head < this.opts.entries && start + len - inUseFrom <= ring) break;
+      const inUseFrom = head === this.tail ? start : this.starts[head & (this.opts.entries - 1)];
+      if (((this.tail - head) | 0) < this.opts.entries && start + len - inUseFrom <= ring) break;
       if (this.hasFailed()) return false;
       Atomics.notify(this.ctrl, CTRL.tail, 1);
       Atomics.wait(this.ctrl, CTRL.head, head, 100);
     }
     const phys = start % ring;
     this.data.set(data, phys);
-    const slot = this.tail % this.opts.entries;
+    const slot = this.tail & (this.opts.entries - 1);
     const e = slot * ENTRY_FIELDS;
     this.entries[e] = fd;
     this.entries[e + 1] = offset;
@@ -136,7 +146,7 @@ export class ProductionWriter<T> {
     this.tags[slot] = tag;
     this.starts[slot] = start;
     this.writePos = start + len;
-    this.tail++;
+    this.tail = (this.tail + 1) | 0;
     Atomics.store(this.ctrl, CTRL.tail, this.tail);
     // While writes keep coming the thread looks at the ring every millisecond on its own (a wake-up
     // per write would cost more than the write); once idle it sleeps and the next write wakes it.
@@ -146,7 +156,7 @@ export class ProductionWriter<T> {
 
   /** Writes queued and not yet done. */
   get pending(): number {
-    return this.tail - Atomics.load(this.ctrl, CTRL.head);
+    return (this.tail - Atomics.load(this.ctrl, CTRL.head)) | 0;
   }
 
   hasFailed(): boolean {
@@ -157,12 +167,20 @@ export class ProductionWriter<T> {
     return Atomics.load(this.ctrl, CTRL.dead) === 1;
   }
 
-  /** Blocks until every queued write is done or the thread stopped on a failure (see takeFailed). */
-  drain(): void {
+  /** The count of writes queued so far: `drain(queued)` later waits for these and no more. */
+  get queued(): number {
+    return this.tail;
+  }
+
+  /**
+   * Blocks until every write queued (or, given `upTo` from `queued`, every write queued until then) is
+   * done, or the thread stopped on a failure (see takeFailed).
+   */
+  drain(upTo = this.tail): void {
     if (this.tail !== Atomics.load(this.ctrl, CTRL.head)) Atomics.notify(this.ctrl, CTRL.tail, 1);
     for (;;) {
       const head = Atomics.load(this.ctrl, CTRL.head);
-      if (head === this.tail || this.hasFailed() || this.exited) return;
+      if (((upTo - head) | 0) <= 0 || this.hasFailed() || this.exited) return;
       Atomics.wait(this.ctrl, CTRL.head, head, 100);
     }
   }
@@ -175,8 +193,8 @@ export class ProductionWriter<T> {
     if (!this.hasFailed()) return null;
     const head = Atomics.load(this.ctrl, CTRL.head);
     const tags: T[] = [];
-    for (let i = head; i < this.tail; i++) {
-      const slot = i % this.opts.entries;
+    for (let i = head; i !== this.tail; i = (i + 1) | 0) {
+      const slot = i & (this.opts.entries - 1);
       tags.push(this.tags[slot] as T);
       this.tags[slot] = undefined;
     }

@@ -51,6 +51,40 @@ describe('production writer', () => {
     }
   });
 
+  it('keeps going when its entry counters wrap past 2^31, and drain(upTo) waits for the writes queued until then', async () => {
+    const path = join(dir, 'wrap.img');
+    const size = 64 * 1024;
+    writeFileSync(path, Buffer.alloc(size));
+    const model = Buffer.alloc(size);
+    // The counters start 40 entries short of the int32 wrap; a 16-entry ring wraps many times past it.
+    const w = new ProductionWriter<number>({ ringBytes: 16 * 1024, entries: 16, writeBytesMax: 4096, firstCount: 2 ** 31 - 40 });
+    const fd = openSync(path, 'r+');
+    try {
+      const rand = prng(11);
+      let mark = 0;
+      for (let i = 0; i < 500; i++) {
+        const len = 1 + Math.floor(rand() * 4000);
+        const offset = Math.floor(rand() * (size - len));
+        const data = randomBytes(rand, len);
+        data.copy(model, offset);
+        expect(w.enqueue(fd, offset, data, i)).toBe(true);
+        if (i === 100) mark = w.queued;
+        if (i === 101) {
+          w.drain(mark);
+          // Everything up to the mark is written: at most the one write queued after it is left.
+          expect(w.pending).toBeLessThanOrEqual(1);
+        }
+      }
+      w.drain();
+      expect(w.pending).toBe(0);
+      expect(w.hasFailed()).toBe(false);
+      expect(readFileSync(path).equals(model)).toBe(true);
+    } finally {
+      closeSync(fd);
+      await w.close();
+    }
+  });
+
   it('hands back a failed write and every one queued after it, in order, with the error', async () => {
     const good = join(dir, 'good.img');
     writeFileSync(good, Buffer.alloc(8192));
