@@ -51,8 +51,9 @@ export class Production {
     this.redoFailed();
   }
 
-  /** A mark for `barrier`: the production writes queued so far. */
+  /** A mark for `barrier`: the production writes queued so far. The thread is woken to write them now. */
   queued(): number | undefined {
+    this.writer?.wake();
     return this.writer?.queued;
   }
 

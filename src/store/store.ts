@@ -252,8 +252,9 @@ export class Store {
     const queued = this.production.queued();
     await this.journal.flush();
     // Production files hold every write captured before the flush once it returns (not durably: see
-    // close). Waited for after the fsync, which takes far longer than the production thread needs for
-    // them, so this seldom blocks the event loop (before the fsync, it blocked for them every time).
+    // close). The production thread was woken for them above and writes them during the fsync, so this
+    // seldom blocks (waiting before the fsync, or without the wake, put the thread's writes and its
+    // poll interval in series with the fsync: about 250 µs of a 870 µs flush cycle).
     this.production.barrier(queued);
   }
 
