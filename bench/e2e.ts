@@ -25,7 +25,10 @@ export interface E2EWorkload {
   rw: 'randwrite' | 'write';
   bs: string;
   iodepth: number;
-  /** A flushing client: fio sends NBD_CMD_FLUSH after every this many writes (`--fsync=N`). */
+  /**
+   * A flushing client: fio's `--fsync=N`. At QD16 with N = 16 fio's nbd engine sends 16 writes and
+   * then a FLUSH from every slot of its queue (counted in serve: one FLUSH per write, 31,984 of each).
+   */
   fsync?: number;
   /**
    * Every write with NBD_CMD_FLAG_FUA: fio's nbd engine cannot, so a libnbd (Python) client sends
@@ -102,7 +105,7 @@ export interface E2EOptions {
 export const E2E_WORKLOADS: E2EWorkload[] = [
   { name: '4 KiB random write, QD16', rw: 'randwrite', bs: '4k', iodepth: 16 },
   { name: '64 KiB sequential write, QD4', rw: 'write', bs: '64k', iodepth: 4 },
-  { name: '4 KiB random write, QD16, FLUSH every 16 writes', rw: 'randwrite', bs: '4k', iodepth: 16, fsync: 16, storeOnly: true },
+  { name: '4 KiB random write, QD16, flushing (fio --fsync=16)', rw: 'randwrite', bs: '4k', iodepth: 16, fsync: 16, storeOnly: true },
   { name: '4 KiB random write, QD16, every write FUA', rw: 'randwrite', bs: '4k', iodepth: 16, fua: true, storeOnly: true },
 ];
 
