@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LIMITS } from '../src/limits.js';
 import { CAPACITY_BYTES_MIN } from '../src/lifecycle/capacity.js';
-import { ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics, REWIND_NODE_FLAGS } from './servers.js';
+import { ensureTools, freePort, ioWriteBytes, rewindBin, settleDisk, stop, vmHwmMB, waitForPort, scrapeMetrics, REWIND_NODE_FLAGS } from './servers.js';
 import { exec, holdView, readPoint, restoreAndCompare, rewind, statusOf, type ReadPoint, type Verdict } from './held-points.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
@@ -81,6 +81,8 @@ export interface LifecycleRow {
   backlogAfterSettleBytes: number;
   settleSeconds: number;
   diskBytesPerByte: number;
+  /** serve's peak RSS (VmHWM) over the whole run, MB. */
+  peakRssMB: number;
   oldestRestorableSeqAfter: number;
   verifyExitCode: number;
   /** Distinct warnings serve logged (capacity retiring history before the policy says, ...). */
@@ -251,6 +253,7 @@ export async function benchLifecycle(opts: {
     const wallSeconds = (performance.now() - t0) / 1000;
     release = null;
     await releaseView();
+    const peakRssMB = vmHwmMB(child.pid!);
     await stop(child);
 
     const after = await statusOf(store);
@@ -293,6 +296,7 @@ export async function benchLifecycle(opts: {
       backlogAfterSettleBytes: backlogAfterSettle,
       settleSeconds,
       diskBytesPerByte: last.diskWriteBytes / writtenBytes,
+      peakRssMB,
       oldestRestorableSeqAfter: after.oldestRestorable.seq,
       verifyExitCode: verify.code,
       serveWarnings: [...warnings],
@@ -333,6 +337,7 @@ export function printLifecycle(rows: LifecycleRow[]): void {
     'lag max / bound MiB': `${mib(r.lagMaxBytes)} / ${mib(r.lagBoundBytes)} (${r.lagBounded ? 'bounded' : 'OVER'})`,
     'backlog max / end of writes / settled MiB': `${mib(r.backlogMaxBytes)} / ${mib(r.backlogAtEndOfWritesBytes)} / ${mib(r.backlogAfterSettleBytes)}`,
     'disk bytes/byte': f(r.diskBytesPerByte, 2),
+    'peak RSS MB': f(r.peakRssMB),
     verify: r.verifyExitCode === 0 ? 'ok' : `exit ${r.verifyExitCode}`,
   })));
   for (const r of rows) {

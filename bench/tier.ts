@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { DeleteObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { applyEnv, s3ForBench, type S3Endpoint } from './ceph.js';
 import { exec, firstDifference, rewind, statusOf } from './held-points.js';
-import { ensureTools, freePort, rewindBin, settleDisk, stop, waitForPort, scrapeMetrics, REWIND_NODE_FLAGS } from './servers.js';
+import { ensureTools, freePort, rewindBin, settleDisk, stop, vmHwmMB, waitForPort, scrapeMetrics, REWIND_NODE_FLAGS } from './servers.js';
 import { isMain } from './main-module.js';
 import { fixed } from './format.js';
 
@@ -68,6 +68,8 @@ export interface TierRow {
   drainSeconds: number;
   /** Seconds serve took to stop after SIGTERM (its last pass ships a base of the volume). */
   stopSeconds: number;
+  /** serve's peak RSS (VmHWM) over the run, MB. */
+  peakRssMB: number;
   serveWarnings: string[];
   restores: TierRestore[];
   samples: TierSample[];
@@ -163,6 +165,7 @@ async function run(s3: S3Endpoint, prefix: string, opts: { quick?: boolean; seco
     samples.push(end);
     samples.sort((a, b) => a.t - b.t);
     const uploadedTotal = end.uploadedBytes;
+    const peakRssMB = vmHwmMB(child.pid!);
     const stopStart = performance.now();
     await stop(child, 600_000);
     const stopSeconds = (performance.now() - stopStart) / 1000;
@@ -204,6 +207,7 @@ async function run(s3: S3Endpoint, prefix: string, opts: { quick?: boolean; seco
       backlogAtEndOfWritesBytes: last.backlogBytes,
       drainSeconds,
       stopSeconds,
+      peakRssMB,
       serveWarnings: [...warnings],
       restores,
       samples,
@@ -259,6 +263,7 @@ export function printTier(rows: TierRow[]): void {
     'backlog max 1st / 2nd half / end of writes MiB': `${f(r.backlogMaxHalvesBytes[0] / MiB)} / ${f(r.backlogMaxHalvesBytes[1] / MiB)} / ${f(r.backlogAtEndOfWritesBytes / MiB)}`,
     'caught up after s': f(r.drainSeconds, 1),
     'stop s': f(r.stopSeconds, 1),
+    'peak RSS MB': f(r.peakRssMB),
   })));
   for (const r of rows) {
     console.table(r.restores.map((x) => ({

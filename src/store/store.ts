@@ -249,12 +249,10 @@ export class Store {
     this.checkWritable();
     this.capture.commitStaged();
     if (this.windows.closesAtFlush()) this.windows.close(this.clock.now());
+    // Production files hold every write captured before the flush once it returns (not durably: see
+    // close). Woken now, the production thread writes them during the fsync (README, "The flushing clients").
     const queued = this.production.queued();
     await this.journal.flush();
-    // Production files hold every write captured before the flush once it returns (not durably: see
-    // close). The production thread was woken for them above and writes them during the fsync, so this
-    // seldom blocks (waiting before the fsync, or without the wake, put the thread's writes and its
-    // poll interval in series with the fsync: about 250 µs of a 870 µs flush cycle).
     this.production.barrier(queued);
   }
 
