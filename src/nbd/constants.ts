@@ -156,6 +156,13 @@ export const NBD_LIMITS = {
    * most one reply (a 64 MiB read is answered, not refused).
    */
   replyQueueBytesMax: 64 * MiB,
+  /**
+   * Reply bytes owed across every connection of a server: each admitted connection may owe an equal
+   * share of this (and at most replyQueueBytesMax), so the memory replies take is bounded however many
+   * connections read at once. nbdcopy's four connections of 64 requests of 256 KiB each raised serve's
+   * peak RSS by 63 MB with a per-connection bound alone.
+   */
+  serverReplyBytesMax: 16 * MiB,
   /** Queries in one NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT (more: NBD_REP_ERR_TOO_BIG). */
   metaContextQueriesMax: 64,
   /** Metadata contexts one connection may select (more: NBD_REP_ERR_TOO_BIG). */

@@ -25,7 +25,8 @@
 // client however it negotiated); advertised block sizes min 1, preferred 4096, maximum
 // min(maxPayloadBytes, 32 MiB); option data <= 64 KiB and <= 1024 options per connection (else
 // hard disconnect); handshake within handshakeTimeoutMs (default 10 s, else closed); <= 128
-// requests in flight and <= 64 MiB of replies owed per connection (passed by at most one reply)
+// requests in flight and <= 16 MiB of replies owed across the server, an equal share per admitted
+// connection (each passed by at most one reply)
 // before the server stops reading that socket; maxConnections admitted at once (default 128). A connection
 // over the limit still gets the greeting, then every option is answered NBD_REP_ERR_POLICY
 // "connection limit reached" (clients print it) and NBD_OPT_EXPORT_NAME is closed; at most 16
@@ -108,6 +109,8 @@ interface ConnectionConfig {
   readonly log: (msg: string) => void;
   readonly tls: { readonly options: NbdTlsOptions; readonly server: () => tls.Server } | null;
   readonly readBuffer: boolean;
+  /** Reply bytes one connection may owe now: its share of NBD_LIMITS.serverReplyBytesMax. */
+  readonly replyBytesMax: () => number;
 }
 
 class Connection {
@@ -177,6 +180,7 @@ class Connection {
           log: config.log,
           label: this.label,
           negotiated: outcome.negotiated,
+          replyBytesMax: config.replyBytesMax,
         });
         this.transmission = transmission;
         this.phase = 'transmission';
@@ -309,10 +313,11 @@ export async function startNbdServer(opts: NbdServerOptions): Promise<NbdServer>
     tls.createSecureContext(serverOptions);
     tlsConfig = { options: t, server: () => tls.createServer(serverOptions) };
   }
-  const config: ConnectionConfig = { provider: opts.provider, maxPayloadBytes, handshakeTimeoutMs, log, tls: tlsConfig, readBuffer: (opts.readPath ?? 'buffer') === 'buffer' };
+  const admitted = new Set<Connection>();
+  const replyBytesMax = () => Math.min(NBD_LIMITS.replyQueueBytesMax, Math.floor(NBD_LIMITS.serverReplyBytesMax / Math.max(1, admitted.size)));
+  const config: ConnectionConfig = { provider: opts.provider, maxPayloadBytes, handshakeTimeoutMs, log, tls: tlsConfig, readBuffer: (opts.readPath ?? 'buffer') === 'buffer', replyBytesMax };
   const readPaths = { buffer: 0, stream: 0 };
 
-  const admitted = new Set<Connection>();
   const refused = new Set<Connection>();
   let closing = false;
 

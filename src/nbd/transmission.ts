@@ -7,9 +7,9 @@
 // proto.md allows for replies without payload).
 //
 // Per-connection bounds, checked before each request (the parser holds the rest of a socket read
-// until they clear): NBD_LIMITS.requestsInFlightMax requests in flight, and
-// NBD_LIMITS.replyQueueBytesMax bytes of replies owed (reads in flight plus replies queued on the
-// socket). A reply is never refused for its size, so the bytes owed pass the bound by at most one
+// until they clear): NBD_LIMITS.requestsInFlightMax requests in flight, and the connection's share of
+// NBD_LIMITS.serverReplyBytesMax (options.replyBytesMax) in bytes of replies owed (reads in flight
+// plus replies queued on the socket). A reply is never refused for its size, so the bytes owed pass the bound by at most one
 // reply. Reading resumes below half of both.
 
 import type { Socket } from 'node:net';
@@ -47,6 +47,8 @@ export interface TransmissionOptions {
   readonly label: string;
   /** Structured replies and metadata contexts (none: simple replies only). */
   readonly negotiated?: Negotiated;
+  /** Reply bytes this connection may owe before it stops reading requests, now (default NBD_LIMITS.replyQueueBytesMax). */
+  readonly replyBytesMax?: () => number;
 }
 
 export class Transmission implements RequestSink {
@@ -117,7 +119,7 @@ export class Transmission implements RequestSink {
 
   saturated(): boolean {
     if (this.paused) return true;
-    if (this.draining || (this.inFlight < NBD_LIMITS.requestsInFlightMax && this.replyBytesOwed() < NBD_LIMITS.replyQueueBytesMax)) return false;
+    if (this.draining || (this.inFlight < NBD_LIMITS.requestsInFlightMax && this.replyBytesOwed() < this.replyBytesMax())) return false;
     this.paused = true;
     this.socket.pause();
     return true;
@@ -254,13 +256,17 @@ export class Transmission implements RequestSink {
     this.socket.uncork();
   };
 
+  private replyBytesMax(): number {
+    return this.options.replyBytesMax?.() ?? NBD_LIMITS.replyQueueBytesMax;
+  }
+
   private replyBytesOwed(): number {
     return this.readBytesInFlight + this.socket.writableLength;
   }
 
   private maybeResume(): void {
     if (!this.paused || this.draining) return;
-    if (this.inFlight < NBD_LIMITS.requestsInFlightMax / 2 && this.replyBytesOwed() < NBD_LIMITS.replyQueueBytesMax / 2) {
+    if (this.inFlight < NBD_LIMITS.requestsInFlightMax / 2 && this.replyBytesOwed() < this.replyBytesMax() / 2) {
       this.paused = false;
       this.socket.resume();
       this.parser.resume();

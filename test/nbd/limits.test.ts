@@ -1,7 +1,8 @@
 // What the server accepts and how it bounds one connection: READ/WRITE payloads up to 64 MiB for
 // every client however it negotiated (32 MiB advertised), larger ones refused with the protocol's
-// error, and at most 128 requests in flight and 64 MiB of replies owed (plus one reply) before it
-// stops reading requests, even when one socket read holds many requests.
+// error, and at most 128 requests in flight and its share of 16 MiB of replies owed across the
+// server (plus one reply) before it stops reading requests, even when one socket read holds many
+// requests.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ExportProvider } from '../../src/nbd/export.js';
@@ -68,7 +69,7 @@ describe('payload limits', () => {
 });
 
 describe('per-connection bounds hold inside one socket read', () => {
-  it('stops calling the export once 64 MiB of replies are owed, and answers every request once the client reads', async () => {
+  it('stops calling the export once 16 MiB of replies are owed (one connection: the whole server share), and answers every request once the client reads', async () => {
     const READS = 40;
     const LEN = 8 * MiB;
     const p = new MemoryExportProvider({ big: { size: 8 * LEN, data: pattern(8 * LEN, 7) } });
@@ -78,9 +79,9 @@ describe('per-connection bounds hold inside one socket read', () => {
     c.socket.pause();
     const reads = p.stats.reads;
     c.write(Buffer.concat(Array.from({ length: READS }, (_, i) => RawClient.requestHeader(CMD.READ, { handle: BigInt(i), offset: (i % 8) * LEN, length: LEN }))));
-    await until(() => p.stats.reads - reads >= 8);
-    // 64 MiB owed after 8 replies; a few more may have gone into the kernel's socket buffers, never all 40.
-    expect(p.stats.reads - reads).toBeLessThanOrEqual(12);
+    await until(() => p.stats.reads - reads >= 2);
+    // 16 MiB owed after 2 replies; a few more may have gone into the kernel's socket buffers, never all 40.
+    expect(p.stats.reads - reads).toBeLessThanOrEqual(6);
     c.socket.resume();
     for (let i = 0; i < READS; i++) {
       const r = await c.simpleReply(LEN);
@@ -90,6 +91,34 @@ describe('per-connection bounds hold inside one socket read', () => {
     }
     expect(p.stats.reads - reads).toBe(READS);
     expect(await c.disconnect()).toBe(true);
+  }, 30_000);
+
+  it('bounds the replies owed across connections: four readers that read nothing share the 16 MiB', async () => {
+    const READS = 40;
+    const LEN = 2 * MiB;
+    const p = new MemoryExportProvider({ big: { size: 8 * LEN, data: pattern(8 * LEN, 9) } });
+    const { port } = await serve(p);
+    const clients = await Promise.all(Array.from({ length: 4 }, () => RawClient.open(port, 'big').then((o) => o.client)));
+    const reads = p.stats.reads;
+    for (const c of clients) {
+      c.socket.pause();
+      c.write(Buffer.concat(Array.from({ length: READS }, (_, i) => RawClient.requestHeader(CMD.READ, { handle: BigInt(i), offset: (i % 8) * LEN, length: LEN }))));
+    }
+    // Each connection may owe 4 MiB (two replies) plus one reply; the kernel's socket buffers take a
+    // few more per connection. With a bound per connection alone (64 MiB each) all 160 would be read.
+    await until(() => p.stats.reads - reads >= 4 * 2, { what: 'every connection answers its share' });
+    expect(p.stats.reads - reads).toBeLessThanOrEqual(4 * (2 + 1 + 5));
+    for (const c of clients) c.socket.resume();
+    for (const c of clients) {
+      for (let i = 0; i < READS; i++) {
+        const r = await c.simpleReply(LEN);
+        expect(r.error).toBe(0);
+        const at = Number(r.handle % 8n) * LEN;
+        expect(r.data!.equals(p.bytes('big').subarray(at, at + LEN))).toBe(true);
+      }
+      expect(await c.disconnect()).toBe(true);
+    }
+    expect(p.stats.reads - reads).toBe(4 * READS);
   }, 30_000);
 
   it('has at most 128 requests in flight, however many one socket read holds', async () => {
