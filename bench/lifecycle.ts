@@ -13,7 +13,7 @@
 // there to restore. After serve stops, every point is restored again and compared byte for byte with
 // what NBD read; the ones the capacity retired are reported as retired.
 //
-// Run alone: npm run build && node dist/bench/lifecycle.js [--quick] [--seconds S] [--capacity BYTES] [--retain SPEC] [--json-out FILE]
+// Run alone: npm run build && node dist/bench/lifecycle.js [--quick] [--seconds S] [--capacity BYTES] [--retain SPEC] [--rate MBPS] [--json-out FILE]
 
 import { spawn } from 'node:child_process';
 import { CAPACITY_SHARES } from '../src/store/open.js';
@@ -48,6 +48,8 @@ export interface LifecycleSample {
   consolidationWrittenBytes: number;
   /** The server's /proc/PID/io write_bytes since the first phase started. */
   diskWriteBytes: number;
+  /** The server's resident memory (process_resident_memory_bytes). */
+  rssBytes: number;
 }
 
 export interface LifecyclePoint extends Omit<ReadPoint, 'file'> {
@@ -176,6 +178,7 @@ export async function benchLifecycle(opts: {
           consolidationReadBytes: m.get('rewind_consolidation_read_bytes_total') ?? NaN,
           consolidationWrittenBytes: m.get('rewind_consolidation_written_bytes_total') ?? NaN,
           diskWriteBytes: ioWriteBytes(child.pid!) - io0,
+          rssBytes: m.get('process_resident_memory_bytes') ?? NaN,
         });
       }
     })().catch((err) => {
@@ -362,6 +365,7 @@ if (isMain(import.meta.url)) {
     seconds: arg('--seconds') ? Number(arg('--seconds')) : undefined,
     capacityBytes: arg('--capacity') ? Number(arg('--capacity')) : undefined,
     retain: arg('--retain'),
+    rateMBps: arg('--rate') ? Number(arg('--rate')) : undefined,
   });
   printLifecycle(rows);
   const out = arg('--json-out');

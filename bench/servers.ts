@@ -171,7 +171,7 @@ export async function scrapeMetrics(port: number): Promise<Map<string, number>> 
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
-    const m = /^(rewind_[a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    const m = /^(rewind_[a-z_]+|process_resident_memory_bytes)(?:\{[^}]*\})? (\S+)$/.exec(line);
     if (m) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
   }
   return out;

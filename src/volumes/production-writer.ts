@@ -2,7 +2,7 @@
 // the event loop only journals a write and copies its bytes into a shared ring. Scattered page-cache
 // writes to a large sparse volume cost the event loop more than anything else on the capture path
 // (with them moved out, 4 KiB random writes through `rewind serve` went from ~38k to ~45k IOPS; with
-// production writes switched off entirely, ~62k). PRODUCTION_RING_DEFAULTS: a 16 MiB ring, writes up
+// production writes switched off entirely, ~62k). PRODUCTION_RING_DEFAULTS: an 8 MiB ring, writes up
 // to 16 KiB; the thread (POLL_MS, IDLE_POLLS) looks at the ring every millisecond while writes keep
 // coming (at most 1,000 wake-ups a second, not one per write) and sleeps after 20 empty looks.
 //
@@ -61,7 +61,7 @@ export interface ProductionWriterOptions {
   firstCount?: number;
 }
 
-export const PRODUCTION_RING_DEFAULTS: ProductionWriterOptions = { ringBytes: 16 * 2 ** 20, entries: 8192, writeBytesMax: 16 * 1024 };
+export const PRODUCTION_RING_DEFAULTS: ProductionWriterOptions = { ringBytes: 8 * 2 ** 20, entries: 8192, writeBytesMax: 16 * 1024 };
 
 /** A failed production write and those queued after it, each with what the caller tagged it with. */
 export interface ProductionFailure<T> {
