@@ -122,7 +122,9 @@ async function run(s3: S3Endpoint, prefix: string, opts: { quick?: boolean; seco
     // The volume written once first (unmeasured), so every measured write overwrites a block and the
     // tier gets its old contents in a pack as well as the journal: the most there is to ship per byte.
     await fioWrite(port, ['--size=1g']);
+    log(`tier: serve's peak RSS after the first write of the volume: ${vmHwmMB(child.pid!).toFixed(0)} MB`);
     await caughtUp(metricsPort, DRAIN_WAIT_MS);
+    log(`tier: serve's peak RSS once the tier holds it: ${vmHwmMB(child.pid!).toFixed(0)} MB`);
     const base = await scrapeMetrics(metricsPort);
     const counter = (m: Map<string, number>, name: string) => (m.get(name) ?? NaN) - (base.get(name) ?? 0);
     const samples: TierSample[] = [];
