@@ -20,8 +20,13 @@ export function compiledWorkerFile(moduleUrl: string, srcDir: string, name: stri
 /**
  * The node flags a worker thread starts with: the process's own, less those a worker refuses:
  * `--input-type` (which `node -e` passes on) and the V8 heap-size flags (`rewind` runs node with
- * `--max-semi-space-size`, bin/rewind.js; a worker started with it fails to start).
+ * `--max-semi-space-size`, bin/rewind.js; a worker started with it fails to start). And, where node
+ * has it, `--no-experimental-require-module`: Piscina loads its worker file with `require` first, and
+ * Node 20's synchronous require of an ES module now and then ends the whole process with a V8 fatal
+ * error ("v8::Module::IsGraphAsync must be used on an instantiated module"; twice in three full test
+ * runs). With the flag the require fails at once and Piscina imports the module instead.
  */
 export function workerExecArgv(): string[] {
-  return process.execArgv.filter((a) => !a.startsWith('--input-type') && !/^--max-(semi|old)-space-size/.test(a));
+  const kept = process.execArgv.filter((a) => !a.startsWith('--input-type') && !/^--max-(semi|old)-space-size/.test(a));
+  return process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module') ? [...kept, '--no-experimental-require-module'] : kept;
 }
