@@ -51,8 +51,11 @@ export class Production {
     this.redoFailed();
   }
 
-  /** A mark for `barrier`: the production writes queued so far. The thread is woken to write them now. */
-  queued(): number | undefined {
+  /**
+   * Starts the production thread on the writes queued so far (woken now, not at its next look) and
+   * returns the mark for `barrier` that waits for just those.
+   */
+  startQueued(): number | undefined {
     this.writer?.wake();
     return this.writer?.queued;
   }

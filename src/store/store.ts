@@ -251,7 +251,7 @@ export class Store {
     if (this.windows.closesAtFlush()) this.windows.close(this.clock.now());
     // Production files hold every write captured before the flush once it returns (not durably: see
     // close). Woken now, the production thread writes them during the fsync (README, "The flushing clients").
-    const queued = this.production.queued();
+    const queued = this.production.startQueued();
     await this.journal.flush();
     this.production.barrier(queued);
   }
