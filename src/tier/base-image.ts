@@ -3,17 +3,16 @@
 // Chunks of zeros are not stored, and a chunk equal to the previous base's (same SHA-256) is not
 // uploaded again: the new base lists the old object. So a base after a few writes costs a read of
 // the volume and the upload of the chunks that changed.
+import { assert } from '../errors.js';
 import { forEachBounded } from './bounded.js';
+import { uploadBuffers, UPLOAD_BUFFER_BYTES } from './buffer-pool.js';
 import { BASE_CHUNK_BYTES, baseChunkKey, sha256, type BaseSet, type BaseVolume, type ShippedObject } from './manifest.js';
 import type { ObjectStore } from './object-store.js';
 import type { ShipSource } from './ship-source.js';
 
-/**
- * Chunks read and uploaded at once (memory: this many chunk buffers, reused from chunk to chunk: a
- * new buffer per chunk left a volume's worth of dead buffers for V8 to collect, and serve's resident
- * memory passed 500 MB while it shipped a base of a 1 GiB volume).
- */
+/** Chunks read and uploaded at once, each in one of the tier's upload buffers (buffer-pool.ts). */
 const BASE_CHUNKS_IN_FLIGHT = 2;
+assert(BASE_CHUNK_BYTES <= UPLOAD_BUFFER_BYTES, 'a base chunk fits an upload buffer');
 
 function isZero(buf: Buffer): boolean {
   // Compare 64 KiB at a time against a zero block (Buffer.equals is a memcmp).
@@ -35,28 +34,26 @@ export async function shipBase(store: ObjectStore, src: ShipSource, seq: number,
     const count = Math.ceil(v.size / BASE_CHUNK_BYTES);
     const chunks: (ShippedObject | null)[] = new Array(count).fill(null);
     const view = src.openView(v.name, seq);
-    const spare: Buffer[] = [];
     try {
       const indices = Array.from({ length: count }, (_, i) => i);
       await forEachBounded(indices, BASE_CHUNKS_IN_FLIGHT, async (n) => {
         const at = n * BASE_CHUNK_BYTES;
         const len = Math.min(BASE_CHUNK_BYTES, v.size - at);
         await new Promise((r) => setImmediate(r)); // a chunk read is synchronous: let the writer serve between them
-        const whole = spare.pop() ?? Buffer.allocUnsafeSlow(BASE_CHUNK_BYTES);
-        const buf = view.read(at, len, whole.subarray(0, len));
-        if (isZero(buf)) return void spare.push(whole);
-        const digest = sha256(buf);
-        const old = prev?.chunks[n];
-        if (old && old.sha256 === digest && old.bytes === len) {
-          chunks[n] = old;
-          return void spare.push(whole);
-        }
-        const key = baseChunkKey(v.name, seq, n);
-        await store.put(key, buf);
-        // The upload is done with it (a failed one is not: that buffer is left to the collector).
-        spare.push(whole);
-        uploadedBytes += len;
-        chunks[n] = { key, bytes: len, sha256: digest };
+        await uploadBuffers.use(async (whole) => {
+          const buf = view.read(at, len, whole.subarray(0, len));
+          if (isZero(buf)) return;
+          const digest = sha256(buf);
+          const old = prev?.chunks[n];
+          if (old && old.sha256 === digest && old.bytes === len) {
+            chunks[n] = old;
+            return;
+          }
+          const key = baseChunkKey(v.name, seq, n);
+          await store.put(key, buf);
+          uploadedBytes += len;
+          chunks[n] = { key, bytes: len, sha256: digest };
+        });
       });
     } finally {
       view.close();

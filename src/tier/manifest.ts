@@ -34,7 +34,7 @@ export const MANIFEST_FORMAT = 'rewind-tier-manifest';
 export const MANIFEST_VERSION = 1;
 export const MANIFEST_POINTER = 'manifest.json';
 /** Bytes per base image chunk: the unit of upload, of dedup against the previous base, and of a ranged restore. */
-export const BASE_CHUNK_BYTES = 8 * 2 ** 20;
+export const BASE_CHUNK_BYTES = 4 * 2 ** 20;
 
 export interface ShippedObject {
   key: string;

@@ -1,35 +1,35 @@
 // The tier's object store over S3 (radosgw, or any S3 service): the only module that knows the AWS
 // SDK. Credentials come the SDK's usual way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 // ~/.aws). Requests go through withRetries (the SDK's own retries are off, so there is one policy);
-// files over MULTIPART_BYTES are uploaded in parts, a few at once.
-import { createReadStream } from 'node:fs';
+// a file goes up from the tier's upload buffers (buffer-pool.ts): whole when it fits one, else in parts.
+import { open, type FileHandle } from 'node:fs/promises';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand,
   GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client, UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { forEachBounded } from './bounded.js';
-import { tierFailed } from '../errors.js';
+import { uploadBuffers, UPLOAD_BUFFER_BYTES } from './buffer-pool.js';
+import { assert, tierFailed } from '../errors.js';
 import { objectKey, type ObjectStore } from './object-store.js';
 import { DEFAULT_RETRY, withRetries, type RetryPolicy } from './retry.js';
 import { tierUrl, type TierLocation } from './url.js';
 
-/**
- * Files larger than this go up in parts of PART_BYTES, PARTS_IN_FLIGHT at a time, each part streamed
- * from its range of the file. (lib-storage's Upload assembled every part in memory: serve's resident
- * memory passed 500 MB while it shipped 64 MiB journal segments beside a full-speed write.)
- */
-export const MULTIPART_BYTES = 32 * 2 ** 20;
-const PART_BYTES = 16 * 2 ** 20;
-const PARTS_IN_FLIGHT = 4;
+/** Parts of a file upload: the pool's buffer size, S3's smallest part (5 MiB), and its most parts. */
+const PART_BYTES = UPLOAD_BUFFER_BYTES;
+const PARTS_MAX = 10_000;
+/** Parts of one file uploaded at once (all uploads share the pool's few buffers in any case). */
+const PARTS_IN_FLIGHT = 2;
 const CONNECT_TIMEOUT_MS = 5_000;
-/** No byte moving for this long fails the request (then it is retried). */
-const REQUEST_TIMEOUT_MS = 30_000;
+/** No byte moving on a request's socket for this long fails it (then it is retried). */
+const IDLE_TIMEOUT_MS = 30_000;
 
 export interface S3Options {
   /** e.g. http://127.0.0.1:7480 (radosgw); absent: the SDK's default for the region. */
   endpoint?: string;
   region?: string;
   retry?: RetryPolicy;
+  /** A request whose socket moves no byte for this long fails (default IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
 }
 
 /** The endpoint from the environment when none is given (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL). */
@@ -57,8 +57,10 @@ export class S3ObjectStore implements ObjectStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 1,
-      // A service killed in the middle of a request must fail it, not leave it hanging.
-      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+      // A service killed or stalled in the middle of a request must fail it, not leave it hanging.
+      // (socketTimeout is the idle bound; the SDK's requestTimeout only logs a warning unless told to
+      // throw, and it bounds a whole request's time, which a large part may need.)
+      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS },
     });
   }
 
@@ -101,30 +103,38 @@ export class S3ObjectStore implements ObjectStore {
 
   putFile(key: string, path: string, bytes: number): Promise<void> {
     return this.run(`upload ${key} (${bytes} bytes)`, async () => {
-      if (bytes <= MULTIPART_BYTES) {
-        await this.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key), Body: createReadStream(path, { start: 0, end: bytes - 1 }), ContentLength: bytes }));
-        return;
+      const file = await open(path, 'r');
+      try {
+        if (bytes <= PART_BYTES) {
+          await uploadBuffers.use(async (buf) => {
+            const body = await readPart(file, path, buf, 0, bytes);
+            await this.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key), Body: body, ContentLength: bytes }));
+          });
+          return;
+        }
+        await this.putFileInParts(key, file, path, bytes);
+      } finally {
+        await file.close();
       }
-      await this.putFileInParts(key, path, bytes);
     });
   }
 
-  /** A multipart upload of the file's `bytes`: parts streamed from the file, aborted on any failure (no parts left behind). */
-  private async putFileInParts(key: string, path: string, bytes: number): Promise<void> {
+  /** A multipart upload of the file's `bytes`, each part read into a pool buffer; aborted on any failure (no parts left behind). */
+  private async putFileInParts(key: string, file: FileHandle, path: string, bytes: number): Promise<void> {
+    const count = Math.ceil(bytes / PART_BYTES);
+    if (count > PARTS_MAX) throw tierFailed(`upload ${key}: ${bytes} bytes need ${count} parts of ${PART_BYTES}, over S3's ${PARTS_MAX}`);
     const target = { Bucket: this.loc.bucket, Key: this.key(key) };
     const { UploadId } = await this.client.send(new CreateMultipartUploadCommand(target));
     if (!UploadId) throw tierFailed(`upload ${key}: the service gave no upload id`);
     try {
-      const count = Math.ceil(bytes / PART_BYTES);
       const parts: { PartNumber: number; ETag: string }[] = new Array(count);
-      await forEachBounded(Array.from({ length: count }, (_, i) => i), PARTS_IN_FLIGHT, async (i) => {
+      await forEachBounded(Array.from({ length: count }, (_, i) => i), PARTS_IN_FLIGHT, (i) => uploadBuffers.use(async (buf) => {
         const start = i * PART_BYTES;
-        const end = Math.min(bytes, start + PART_BYTES);
-        const body = createReadStream(path, { start, end: end - 1, highWaterMark: 1 << 20 });
-        const r = await this.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, ContentLength: end - start, Body: body }));
+        const body = await readPart(file, path, buf, start, Math.min(bytes, start + PART_BYTES) - start);
+        const r = await this.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, ContentLength: body.byteLength, Body: body }));
         if (!r.ETag) throw tierFailed(`upload ${key}: the service gave no ETag for part ${i + 1}`);
         parts[i] = { PartNumber: i + 1, ETag: r.ETag };
-      });
+      }));
       await this.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId, MultipartUpload: { Parts: parts } }));
     } catch (err) {
       await this.client.send(new AbortMultipartUploadCommand({ ...target, UploadId })).catch(() => undefined);
@@ -153,4 +163,16 @@ export class S3ObjectStore implements ObjectStore {
   close(): void {
     this.client.destroy();
   }
+}
+
+/** Reads `length` bytes at `position` of the file into the start of `buf`; a short file is an error. */
+async function readPart(file: FileHandle, path: string, buf: Buffer, position: number, length: number): Promise<Buffer> {
+  assert(length <= buf.byteLength, `a part of ${length} bytes fits its buffer of ${buf.byteLength}`);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await file.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) throw tierFailed(`upload of ${path}: the file ended at ${position + done}, before the ${position + length} bytes to ship`);
+    done += bytesRead;
+  }
+  return buf.subarray(0, length);
 }

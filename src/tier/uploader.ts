@@ -14,7 +14,7 @@
 //
 // Only window packs are shipped: the lifecycle merges or drops no pack before it is shipped (the
 // hold), so a merged pack covers packs the tier has already and is skipped.
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { encodeTxEntry } from '../transactions/transactions.js';
 import type { RetentionPolicy } from '../lifecycle/retention.js';
@@ -265,12 +265,23 @@ function timeAt(windows: readonly { firstSeq: number; lastSeq: number; t1: numbe
   return w[which];
 }
 
+/** Bytes read at a time when a file is hashed, into one buffer per file (no garbage per read). */
+const HASH_READ_BYTES = 256 * 1024;
+
 async function hashFile(path: string): Promise<{ bytes: number; digest: string }> {
   const h = createHash('sha256');
+  const buf = Buffer.allocUnsafeSlow(HASH_READ_BYTES);
+  const fh = await open(path, 'r');
   let bytes = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).byteLength;
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, bytes);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      bytes += bytesRead;
+    }
+  } finally {
+    await fh.close();
   }
   return { bytes, digest: h.digest('hex') };
 }
