@@ -2,11 +2,12 @@
 // endpoint in REWIND_TIER_ENDPOINT. Shipping, `rewind restore/log/status --from` on the CLI, and the
 // faults: throttling (503 SlowDown) injected by a proxy, radosgw killed in the middle of uploads and
 // restarted (needs CEPH_DEV_DIR, the directory ceph-dev.sh started), a corrupted object.
-import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initStore, Store } from '../../src/index.js';
+import { UPLOAD_BUFFER_BYTES } from '../../src/tier/buffer-pool.js';
 import { S3ObjectStore } from '../../src/tier/s3-store.js';
 import { storeShipSource } from '../../src/tier/ship-source.js';
 import { readTierConfig } from '../../src/tier/tier-config.js';
@@ -136,6 +137,20 @@ describe.skipIf(endpoint === null)('the tier on S3', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(out).equals(model.at('disk0', seq))).toBe(true);
   }, 300_000);
+
+  it('uploads a file over one upload buffer in parts and a smaller one whole, byte for byte', async () => {
+    const rnd = prng(5);
+    for (const bytes of [UPLOAD_BUFFER_BYTES * 2 + 12_345, 70_000]) {
+      const path = join(dir, `file-${bytes}`);
+      const data = randomBytes(rnd, bytes);
+      writeFileSync(path, data);
+      await s3.putFile(`test-file-${bytes}`, path, bytes);
+      expect((await s3.get(`test-file-${bytes}`))!.equals(data)).toBe(true);
+      const mid = { start: UPLOAD_BUFFER_BYTES - 10, end: Math.min(bytes, UPLOAD_BUFFER_BYTES + 10) };
+      if (mid.start < bytes) expect((await s3.get(`test-file-${bytes}`, mid))!.equals(data.subarray(mid.start, mid.end))).toBe(true);
+      await s3.delete(`test-file-${bytes}`);
+    }
+  });
 
   it('a restore that needs a corrupted object fails naming it (exit 1); others still work', async () => {
     const m = up.committed!;
