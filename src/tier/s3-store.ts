@@ -2,7 +2,6 @@
 // SDK. Credentials come the SDK's usual way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
 // ~/.aws). Requests go through withRetries (the SDK's own retries are off, so there is one policy);
 // a file goes up from the tier's upload buffers (buffer-pool.ts): whole when it fits one, else in parts.
-import { open, type FileHandle } from 'node:fs/promises';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand,
   GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client, UploadPartCommand,
@@ -10,6 +9,8 @@ import {
 import { forEachBounded } from './bounded.js';
 import { uploadBuffers, UPLOAD_BUFFER_BYTES } from './buffer-pool.js';
 import { assert, tierFailed } from '../errors.js';
+import { nodeStorage } from '../storage/node-storage.js';
+import { readAsync, type StorageFile } from '../storage/storage.js';
 import { objectKey, type ObjectStore } from './object-store.js';
 import { DEFAULT_RETRY, withRetries, type RetryPolicy } from './retry.js';
 import { tierUrl, type TierLocation } from './url.js';
@@ -103,24 +104,24 @@ export class S3ObjectStore implements ObjectStore {
 
   putFile(key: string, path: string, bytes: number): Promise<void> {
     return this.run(`upload ${key} (${bytes} bytes)`, async () => {
-      const file = await open(path, 'r');
+      const file = nodeStorage.open(path, 'read');
       try {
         if (bytes <= PART_BYTES) {
           await uploadBuffers.use(async (buf) => {
-            const body = await readPart(file, path, buf, 0, bytes);
+            const body = await readPart(file, buf, 0, bytes);
             await this.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key), Body: body, ContentLength: bytes }));
           });
           return;
         }
-        await this.putFileInParts(key, file, path, bytes);
+        await this.putFileInParts(key, file, bytes);
       } finally {
-        await file.close();
+        file.close();
       }
     });
   }
 
   /** A multipart upload of the file's `bytes`, each part read into a pool buffer; aborted on any failure (no parts left behind). */
-  private async putFileInParts(key: string, file: FileHandle, path: string, bytes: number): Promise<void> {
+  private async putFileInParts(key: string, file: StorageFile, bytes: number): Promise<void> {
     const count = Math.ceil(bytes / PART_BYTES);
     if (count > PARTS_MAX) throw tierFailed(`upload ${key}: ${bytes} bytes need ${count} parts of ${PART_BYTES}, over S3's ${PARTS_MAX}`);
     const target = { Bucket: this.loc.bucket, Key: this.key(key) };
@@ -130,7 +131,7 @@ export class S3ObjectStore implements ObjectStore {
       const parts: { PartNumber: number; ETag: string }[] = new Array(count);
       await forEachBounded(Array.from({ length: count }, (_, i) => i), PARTS_IN_FLIGHT, (i) => uploadBuffers.use(async (buf) => {
         const start = i * PART_BYTES;
-        const body = await readPart(file, path, buf, start, Math.min(bytes, start + PART_BYTES) - start);
+        const body = await readPart(file, buf, start, Math.min(bytes, start + PART_BYTES) - start);
         const r = await this.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, ContentLength: body.byteLength, Body: body }));
         if (!r.ETag) throw tierFailed(`upload ${key}: the service gave no ETag for part ${i + 1}`);
         parts[i] = { PartNumber: i + 1, ETag: r.ETag };
@@ -166,13 +167,9 @@ export class S3ObjectStore implements ObjectStore {
 }
 
 /** Reads `length` bytes at `position` of the file into the start of `buf`; a short file is an error. */
-async function readPart(file: FileHandle, path: string, buf: Buffer, position: number, length: number): Promise<Buffer> {
+async function readPart(file: StorageFile, buf: Buffer, position: number, length: number): Promise<Buffer> {
   assert(length <= buf.byteLength, `a part of ${length} bytes fits its buffer of ${buf.byteLength}`);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await file.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) throw tierFailed(`upload of ${path}: the file ended at ${position + done}, before the ${position + length} bytes to ship`);
-    done += bytesRead;
-  }
+  const n = await readAsync(file, buf, position, 0, length);
+  if (n < length) throw tierFailed(`upload of ${file.path}: the file ended at ${position + n}, before the ${position + length} bytes to ship`);
   return buf.subarray(0, length);
 }

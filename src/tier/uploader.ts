@@ -14,8 +14,8 @@
 //
 // Only window packs are shipped: the lifecycle merges or drops no pack before it is shipped (the
 // hold), so a merged pack covers packs the tier has already and is skipped.
-import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import { readAsync, type Storage } from '../storage/storage.js';
 import { encodeTxEntry } from '../transactions/transactions.js';
 import type { RetentionPolicy } from '../lifecycle/retention.js';
 import { assert } from '../errors.js';
@@ -194,7 +194,7 @@ export class TierUploader {
     const shipped = new Map<string, { bytes: number; sha256: string }>();
     await forEachBounded(batch, SHIP_FILES_IN_FLIGHT, async ({ kind, f }) => {
       const key = kind === 'pack' ? packKey(f.firstSeq, f.lastSeq) : segmentKey(f.firstSeq, f.lastSeq);
-      const { bytes, digest } = await hashFile(f.path);
+      const { bytes, digest } = await hashFile(src.storage, f.path);
       await this.store.putFile(key, f.path, bytes);
       this.totals.uploadedBytes += bytes;
       shipped.set(key, { bytes, sha256: digest });
@@ -268,20 +268,20 @@ function timeAt(windows: readonly { firstSeq: number; lastSeq: number; t1: numbe
 /** Bytes read at a time when a file is hashed, into one buffer per file (no garbage per read). */
 const HASH_READ_BYTES = 256 * 1024;
 
-async function hashFile(path: string): Promise<{ bytes: number; digest: string }> {
+async function hashFile(storage: Storage, path: string): Promise<{ bytes: number; digest: string }> {
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafeSlow(HASH_READ_BYTES);
-  const fh = await open(path, 'r');
+  const file = storage.open(path, 'read');
   let bytes = 0;
   try {
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, bytes);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-      bytes += bytesRead;
+      const n = await readAsync(file, buf, bytes);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      bytes += n;
     }
   } finally {
-    await fh.close();
+    file.close();
   }
   return { bytes, digest: h.digest('hex') };
 }
